@@ -1,0 +1,116 @@
+package fhir
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Store is the resource store contract. adapters/sqlite and adapters/postgres
+// implement it and both pass server/fhir/storetest. Every method is scoped to
+// one tenant; an implementation must make it impossible to read or write
+// another tenant's rows through it (Postgres enforces this with row-level
+// security, not only with WHERE clauses).
+//
+// Errors are *Error values: KindNotFound, KindGone, KindPreconditionFailed,
+// KindConflict, KindInvalid (a query the store cannot run), KindInternal
+// (wrapping the driver error) — as each method says.
+type Store interface {
+	Reader
+
+	// History lists versions, newest first. Deleted versions appear as
+	// tombstones (Deleted true, Body nil).
+	History(ctx context.Context, tenant string, q *HistoryQuery) (*HistoryResult, error)
+
+	// Tx runs fn in one database transaction: all of fn's writes commit
+	// together, or none do when fn (or the commit) returns an error. The
+	// error fn returns is returned unchanged. Tx may retry fn after a
+	// serialization failure, so fn must not have side effects outside tx.
+	Tx(ctx context.Context, tenant string, fn func(Tx) error) error
+
+	// EnsureTenant registers a tenant (idempotent). TenantExists reports
+	// whether it is registered. A Store rejects reads and writes for a
+	// tenant that is not registered with KindNotFound.
+	EnsureTenant(ctx context.Context, tenant string) error
+	TenantExists(ctx context.Context, tenant string) (bool, error)
+
+	// Ping checks the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Reader is the read side, available both outside and inside a transaction.
+type Reader interface {
+	// Read returns the current version. KindNotFound when type/id never
+	// existed; KindGone when its current version is a delete (the returned
+	// error wraps nothing; the tombstone is not returned).
+	Read(ctx context.Context, tenant, typ, id string) (*Resource, error)
+
+	// VRead returns one version. KindNotFound when that version does not
+	// exist; KindGone when that version is a delete.
+	VRead(ctx context.Context, tenant, typ, id string, version int64) (*Resource, error)
+
+	// Search runs q over current, non-deleted resources of q.Type, ordered
+	// by q.Sort then by id (so paging is stable), skipping q.Offset and
+	// returning at most q.Count. Includes are resolved for the page.
+	// KindInvalid when q names a parameter or sort the store cannot run.
+	Search(ctx context.Context, tenant string, q *Query) (*SearchResult, error)
+
+	// LastN implements Observation/$lastn over the matches of q: for each
+	// distinct Observation code (system and code of each coding indexed
+	// under the "code" parameter), the max most recent by the "date"
+	// parameter (ties broken by lastUpdated, then id). A resource is
+	// returned once even if it belongs to several groups. Order: by code
+	// group, newest first within a group.
+	LastN(ctx context.Context, tenant string, q *Query, max int) ([]*Resource, error)
+}
+
+// Tx is a store transaction for one tenant.
+type Tx interface {
+	Reader
+
+	// Lock takes an exclusive lock on key, held until the transaction ends:
+	// two transactions that Lock the same key run one after the other. It is
+	// how conditional create/update are made race-free: lock the
+	// normalized condition, search, then write.
+	Lock(ctx context.Context, key string) error
+
+	// Put writes a new current version of w.Type/w.ID: version 1 when the
+	// resource is new (or was deleted, then its version is the tombstone's
+	// + 1), else current + 1. The store sets id, meta.versionId and
+	// meta.lastUpdated in the stored body (StampMeta) and replaces the
+	// resource's index entries with w.Index. KindPreconditionFailed when
+	// w.IfMatch > 0 and differs from the current version (a deleted or
+	// missing resource has no current version). created reports whether
+	// there was no live version before.
+	Put(ctx context.Context, w *Write) (res *Resource, created bool, err error)
+
+	// Delete writes a tombstone version and removes index entries.
+	// KindPreconditionFailed on an IfMatch mismatch. Deleting a resource
+	// that does not exist or is already deleted is not an error: it
+	// returns (nil, nil) and writes nothing.
+	Delete(ctx context.Context, typ, id string, ifMatch int64) (*Resource, error)
+}
+
+// Write is one resource version to store.
+type Write struct {
+	Type    string
+	ID      string
+	Body    json.RawMessage // the validated JSON
+	Index   []IndexEntry    // from search.Extract on Body
+	IfMatch int64           // 0: no version check
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Resources []*Resource // the page, in order
+	Included  []*Resource // _include/_revinclude targets, each once, none of Resources
+	Total     int         // number of all matches when q.Total or q.CountOnly, else -1
+	HasMore   bool        // there are matches after this page
+}
+
+// HistoryResult is one page of history, newest first.
+type HistoryResult struct {
+	Versions []*Resource
+	Total    int
+	HasMore  bool
+}
