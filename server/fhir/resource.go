@@ -119,12 +119,13 @@ func objectMembers(b []byte) ([]member, error) {
 	return ms, nil
 }
 
-// setMember replaces key's value, or inserts it at position pos.
+// setMember puts key at position pos with value raw, removing any earlier
+// member of that name.
 func setMember(ms []member, key string, raw json.RawMessage, pos int) []member {
 	for i := range ms {
 		if ms[i].key == key {
-			ms[i].raw = raw
-			return ms
+			ms = append(ms[:i], ms[i+1:]...)
+			break
 		}
 	}
 	if pos > len(ms) {

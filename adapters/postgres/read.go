@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
+)
+
+// reader implements fhir.Reader (and History) over a scope. Searches are
+// compiled by server/storesql and carried out by its Run* functions.
+type reader struct {
+	sc     scope
+	tenant string
+}
+
+// scopeFor returns the reader for tenant outside a transaction.
+func (s *Store) scopeFor(tenant string) (*reader, error) {
+	if !fhir.ValidTenant(tenant) {
+		return nil, tenantNotFound()
+	}
+	return &reader{sc: &poolScope{s: s, tenant: tenant}, tenant: tenant}, nil
+}
+
+const (
+	readSQL  = "SELECT " + storesql.Columns + " FROM resources WHERE tenant = $1 AND type = $2 AND id = $3"
+	vreadSQL = "SELECT " + storesql.Columns + " FROM resource_versions WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4"
+)
+
+// one runs a query selecting at most one row of storesql.Columns; nil when
+// there is none.
+func (r *reader) one(ctx context.Context, sql string, args ...any) (*fhir.Resource, error) {
+	var res *fhir.Resource
+	var scanErr error
+	b := &pgx.Batch{}
+	// The callback never fails for "no rows": a failing callback makes pgx
+	// drop its cached statements.
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
+		res, scanErr = storesql.ScanResource(row)
+		if errors.Is(scanErr, pgx.ErrNoRows) {
+			res, scanErr = nil, nil
+		}
+		return nil
+	})
+	if err := r.sc.send(ctx, b); err != nil {
+		return nil, internal("reading resource", err)
+	}
+	if scanErr != nil {
+		return nil, internal("reading resource", scanErr)
+	}
+	return res, nil
+}
+
+// Read returns the current version: KindNotFound, or KindGone for a delete.
+func (r *reader) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
+	res, err := r.one(ctx, readSQL, tenant, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fhir.Errorf(fhir.KindNotFound, "resource %s/%s not found", typ, id)
+	}
+	if res.Deleted {
+		return nil, fhir.Errorf(fhir.KindGone, "resource %s/%s is deleted", typ, id)
+	}
+	return res, nil
+}
+
+// VRead returns one version: KindNotFound, or KindGone for a delete.
+func (r *reader) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
+	res, err := r.one(ctx, vreadSQL, tenant, typ, id, version)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fhir.Errorf(fhir.KindNotFound, "version %d of %s/%s not found", version, typ, id)
+	}
+	if res.Deleted {
+		return nil, fhir.Errorf(fhir.KindGone, "version %d of %s/%s is deleted", version, typ, id)
+	}
+	return res, nil
+}
+
+// query is a storesql.QueryFunc: one batch (one round trip) per query.
+func (r *reader) query(ctx context.Context, sql string, args []any) ([]*fhir.Resource, error) {
+	var out []*fhir.Resource
+	b := &pgx.Batch{}
+	b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			res, err := storesql.ScanResource(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, res)
+		}
+		return rows.Err()
+	})
+	if err := r.sc.send(ctx, b); err != nil {
+		return nil, internal("querying resources", err)
+	}
+	return out, nil
+}
+
+// count is a storesql.CountFunc.
+func (r *reader) count(ctx context.Context, sql string, args []any) (int, error) {
+	var n int64
+	b := &pgx.Batch{}
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
+	if err := r.sc.send(ctx, b); err != nil {
+		return 0, internal("counting resources", err)
+	}
+	return int(n), nil
+}
+
+// Search runs q (see fhir.Reader). KindInvalid / KindNotSupported from the
+// compiler for what it cannot run.
+func (r *reader) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
+	return storesql.RunSearch(ctx, dialect, tenant, q, r.query, r.count)
+}
+
+// LastN implements Observation/$lastn (see fhir.Reader).
+func (r *reader) LastN(ctx context.Context, tenant string, q *fhir.Query, max int) ([]*fhir.Resource, error) {
+	return storesql.RunLastN(ctx, dialect, tenant, q, max, r.query)
+}
+
+// History lists versions newest first (see fhir.Store).
+func (r *reader) History(ctx context.Context, tenant string, hq *fhir.HistoryQuery) (*fhir.HistoryResult, error) {
+	return storesql.RunHistory(ctx, dialect, tenant, hq, r.query, r.count)
+}
+
+// Read implements fhir.Reader.
+func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.Read(ctx, tenant, typ, id)
+}
+
+// VRead implements fhir.Reader.
+func (s *Store) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.VRead(ctx, tenant, typ, id, version)
+}
+
+// Search implements fhir.Reader. Each compiled query (count, page, each
+// include) is one round trip in its own implicit transaction.
+func (s *Store) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.Search(ctx, tenant, q)
+}
+
+// LastN implements fhir.Reader.
+func (s *Store) LastN(ctx context.Context, tenant string, q *fhir.Query, max int) ([]*fhir.Resource, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.LastN(ctx, tenant, q, max)
+}
+
+// History implements fhir.Store.
+func (s *Store) History(ctx context.Context, tenant string, hq *fhir.HistoryQuery) (*fhir.HistoryResult, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.History(ctx, tenant, hq)
+}

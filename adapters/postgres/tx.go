@@ -1,0 +1,382 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
+)
+
+// maxRetries is how many times Tx runs fn again after a serialization
+// failure (40001) or a deadlock (40P01).
+const maxRetries = 3
+
+// Tx runs fn in one READ COMMITTED transaction for tenant (see fhir.Store).
+// fn's error is returned unchanged; on a serialization failure or deadlock
+// anywhere in fn or the commit, the whole of fn runs again, at most
+// maxRetries more times.
+//
+// Round trips are what bound write throughput, so the transaction is
+// pipelined (see txConn): BEGIN, set_config and the tenant check travel with
+// fn's first statements, and writes travel with the next statement or the
+// COMMIT. A Tx holding one Put is two round trips.
+func (s *Store) Tx(ctx context.Context, tenant string, fn func(fhir.Tx) error) error {
+	if !fhir.ValidTenant(tenant) {
+		return tenantNotFound()
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.tryTx(ctx, tenant, fn)
+		if err == nil || attempt == maxRetries || ctx.Err() != nil {
+			return err
+		}
+		switch pgCode(err) {
+		case "40001", "40P01":
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return internal("acquiring a connection", err)
+	}
+	c := &txConn{s: s, conn: conn, tenant: tenant, pending: &pgx.Batch{}}
+	defer c.release(ctx)
+	c.pending.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	c.pending.Queue(setTenantSQL, tenant)
+	if _, ok := s.known.Load(tenant); !ok {
+		c.exists = new(bool)
+		c.pending.Queue(tenantExistsSQL, tenant).QueryRow(func(row pgx.Row) error { return row.Scan(c.exists) })
+	}
+	t := &txn{reader: reader{sc: c, tenant: tenant}, c: c, tenant: tenant}
+	if err := fn(t); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	if err := c.send(ctx, b); err != nil {
+		return internal("committing", err)
+	}
+	return nil
+}
+
+// txConn is a pipelined transaction on one pooled connection. Statements
+// that need no answer before fn goes on (BEGIN, set_config, a Put's writes)
+// wait in pending and are sent in front of the next batch, so the server
+// runs everything in order while the client pays one round trip per batch
+// that fn actually waits for. The first batch sent carries the tenant check:
+// until it has come back as true, nothing else is queued behind it.
+type txConn struct {
+	s       *Store
+	conn    *pgxpool.Conn
+	tenant  string
+	pending *pgx.Batch
+	exists  *bool // the tenant check's answer while it is in flight; nil when known
+	failed  bool
+}
+
+// send sends the pending statements followed by b's, in one round trip.
+func (c *txConn) send(ctx context.Context, b *pgx.Batch) error {
+	if c.failed {
+		return fhir.Errorf(fhir.KindInternal, "transaction already failed")
+	}
+	full := b
+	if len(c.pending.QueuedQueries) > 0 {
+		full = c.pending
+		full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+		c.pending = &pgx.Batch{}
+	}
+	if err := c.conn.SendBatch(ctx, full).Close(); err != nil {
+		c.failed = true
+		return err
+	}
+	if c.exists != nil {
+		if !*c.exists {
+			c.failed = true
+			return tenantNotFound()
+		}
+		c.exists = nil
+		c.s.known.Store(c.tenant, true)
+	}
+	return nil
+}
+
+// later queues b to be sent in front of the next batch (or the COMMIT).
+// Its errors surface there, and fail the transaction.
+func (c *txConn) later(b *pgx.Batch) {
+	c.pending.QueuedQueries = append(c.pending.QueuedQueries, b.QueuedQueries...)
+}
+
+// release rolls back whatever is still open and returns the connection.
+func (c *txConn) release(ctx context.Context) {
+	if c.conn.Conn().PgConn().TxStatus() != 'I' {
+		if _, err := c.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+			// A connection in an unknown state must not go back to the pool.
+			_ = c.conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}
+	c.conn.Release()
+}
+
+// txn is a fhir.Tx.
+type txn struct {
+	reader
+	c      *txConn
+	tenant string
+}
+
+var _ fhir.Tx = (*txn)(nil)
+
+// otherTenant guards the Reader methods, which name a tenant: a transaction
+// belongs to one. RLS would hide the other tenant's rows anyway.
+func (t *txn) otherTenant(tenant string) error {
+	if tenant != t.tenant {
+		return fhir.Errorf(fhir.KindInternal, "transaction used for another tenant")
+	}
+	return nil
+}
+
+func (t *txn) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
+	if err := t.otherTenant(tenant); err != nil {
+		return nil, err
+	}
+	return t.reader.Read(ctx, tenant, typ, id)
+}
+
+func (t *txn) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
+	if err := t.otherTenant(tenant); err != nil {
+		return nil, err
+	}
+	return t.reader.VRead(ctx, tenant, typ, id, version)
+}
+
+func (t *txn) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
+	if err := t.otherTenant(tenant); err != nil {
+		return nil, err
+	}
+	return t.reader.Search(ctx, tenant, q)
+}
+
+func (t *txn) LastN(ctx context.Context, tenant string, q *fhir.Query, max int) ([]*fhir.Resource, error) {
+	if err := t.otherTenant(tenant); err != nil {
+		return nil, err
+	}
+	return t.reader.LastN(ctx, tenant, q, max)
+}
+
+// Lock takes pg_advisory_xact_lock(hashtextextended(tenant || ':' || key, 0)):
+// an exclusive, transaction-scoped lock in the database, so it serializes
+// transactions across every replica of the server, and is released by commit
+// or rollback. Keys are hashed to 64 bits; two keys that collide only wait for
+// each other needlessly, never skip a wait. Resource writes lock with seed 1
+// (see lockResource), so a Lock key never shares a hash space with them.
+func (t *txn) Lock(ctx context.Context, key string) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", t.tenant+":"+key)
+	if err := t.c.send(ctx, b); err != nil {
+		return internal("taking lock", err)
+	}
+	return nil
+}
+
+// current is what a write needs to know of a resource's current row.
+type current struct {
+	exists  bool
+	version int64
+	lu      int64 // last_updated, micros
+	deleted bool
+}
+
+// lockResource serializes writers of one resource with a transaction-scoped
+// advisory lock (seed 1), then reads its current row. A lock rather than
+// SELECT ... FOR UPDATE because it also covers a resource that does not exist
+// yet: two creates of one id queue on it instead of racing to version 1. The
+// read is a separate statement of the same pipelined batch (one round trip),
+// so under READ COMMITTED its snapshot is taken after the lock is granted and
+// sees the previous holder's commit.
+func (t *txn) lockResource(ctx context.Context, typ, id string) (current, error) {
+	var c current
+	var scanErr error
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", t.tenant+"\n"+typ+"/"+id)
+	b.Queue("SELECT version, last_updated, deleted FROM resources WHERE tenant = $1 AND type = $2 AND id = $3",
+		t.tenant, typ, id).QueryRow(func(row pgx.Row) error {
+		var del int16
+		scanErr = row.Scan(&c.version, &c.lu, &del)
+		switch {
+		case scanErr == nil:
+			c.exists, c.deleted = true, del != 0
+		case errors.Is(scanErr, pgx.ErrNoRows):
+			scanErr = nil
+		}
+		return nil
+	})
+	if err := t.sc.send(ctx, b); err != nil {
+		return c, internal("locking resource", err)
+	}
+	if scanErr != nil {
+		return c, internal("reading current version", scanErr)
+	}
+	return c, nil
+}
+
+// nextStamp is the lastUpdated of a new version: now, but always after the
+// previous version's so history order follows version order even if the
+// clock steps back.
+func nextStamp(c current) int64 {
+	now := storesql.Micros(storesql.Now())
+	if c.exists && now <= c.lu {
+		now = c.lu + 1
+	}
+	return now
+}
+
+// queueVersion queues the history row and the current row of a new version.
+func (t *txn) queueVersion(b *pgx.Batch, c current, typ, id string, version, lu int64, deleted int16, body []byte) {
+	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.tenant, typ, id, version, lu, deleted, body)
+	if c.exists {
+		b.Queue(`UPDATE resources SET version = $4, last_updated = $5, deleted = $6, body = $7
+			WHERE tenant = $1 AND type = $2 AND id = $3`, t.tenant, typ, id, version, lu, deleted, body)
+	} else {
+		b.Queue(`INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.tenant, typ, id, version, lu, deleted, body)
+	}
+	// Index rows exist only for a live current version.
+	if c.exists && !c.deleted {
+		for _, st := range storesql.DeleteIndex(dialect, t.tenant, typ, id) {
+			b.Queue(st.SQL, st.Args...)
+		}
+	}
+}
+
+// Put writes a new current version (see fhir.Tx): KindInvalid for a bad
+// type, id or body, KindPreconditionFailed on an If-Match mismatch. Its
+// writes (history row, current row, index rows as INSERT ... unnest) are
+// pipelined behind the transaction's next statement or its COMMIT; a
+// failure among them fails the transaction there.
+func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, error) {
+	if w.Type == "" || strings.ContainsAny(w.Type, "/?") {
+		return nil, false, fhir.Errorf(fhir.KindInvalid, "invalid resource type")
+	}
+	if !fhir.ValidID(w.ID) {
+		return nil, false, fhir.Errorf(fhir.KindInvalid, "invalid resource id").At(w.Type + ".id")
+	}
+	c, err := t.lockResource(ctx, w.Type, w.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	live := c.exists && !c.deleted
+	if w.IfMatch > 0 && (!live || c.version != w.IfMatch) {
+		return nil, false, fhir.Errorf(fhir.KindPreconditionFailed, "version %d of %s/%s is not current", w.IfMatch, w.Type, w.ID)
+	}
+	lu := nextStamp(c)
+	r := &fhir.Resource{Type: w.Type, ID: w.ID, VersionID: c.version + 1, LastUpdated: storesql.FromMicros(lu)}
+	if r.Body, err = fhir.StampMeta(w.Body, w.ID, r.VersionID, r.LastUpdated); err != nil {
+		return nil, false, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
+	}
+	b := &pgx.Batch{}
+	t.queueVersion(b, c, w.Type, w.ID, r.VersionID, lu, 0, r.Body)
+	if err := queueIndex(b, t.tenant, w.Type, w.ID, w.Index); err != nil {
+		return nil, false, err
+	}
+	t.c.later(b)
+	return r, !live, nil
+}
+
+// Delete writes a tombstone and removes index rows (see fhir.Tx). A missing
+// or already deleted resource is not an error: (nil, nil), nothing written.
+func (t *txn) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.Resource, error) {
+	c, err := t.lockResource(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.exists || c.deleted {
+		return nil, nil
+	}
+	if ifMatch > 0 && c.version != ifMatch {
+		return nil, fhir.Errorf(fhir.KindPreconditionFailed, "version %d of %s/%s is not current", ifMatch, typ, id)
+	}
+	lu := nextStamp(c)
+	r := &fhir.Resource{Type: typ, ID: id, VersionID: c.version + 1, LastUpdated: storesql.FromMicros(lu), Deleted: true}
+	b := &pgx.Batch{}
+	t.queueVersion(b, c, typ, id, r.VersionID, lu, 1, nil)
+	t.c.later(b)
+	return r, nil
+}
+
+// queueIndex queues one INSERT ... SELECT FROM unnest(arrays) per index table
+// that has entries: a fixed statement text per table whatever the number of
+// rows, so it is prepared once per connection. The stored forms are those of
+// storesql.InsertIndex (which the SQLite store uses): uri/string exact falls
+// back to the normalized value, a date range is at least 1µs wide, empty
+// token systems are "".
+func queueIndex(b *pgx.Batch, tenant, typ, id string, entries []fhir.IndexEntry) error {
+	var (
+		tokParam, tokSys, tokCode, tokText []string
+		strParam, strValue, strExact       []string
+		dateParam                          []string
+		dateLo, dateHi                     []int64
+		refParam, refType, refID           []string
+		numParam, numSys, numCode          []string
+		numNum, numLo, numHi               []float64
+	)
+	for i, e := range entries {
+		switch e.Type {
+		case fhir.ParamToken:
+			tokParam, tokSys, tokCode, tokText = append(tokParam, e.Param), append(tokSys, e.System), append(tokCode, e.Code), append(tokText, e.Text)
+		case fhir.ParamString, fhir.ParamURI:
+			exact := e.Text
+			if exact == "" {
+				exact = e.String
+			}
+			strParam, strValue, strExact = append(strParam, e.Param), append(strValue, e.String), append(strExact, exact)
+		case fhir.ParamDate:
+			lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
+			if hi <= lo {
+				hi = lo + 1
+			}
+			dateParam, dateLo, dateHi = append(dateParam, e.Param), append(dateLo, lo), append(dateHi, hi)
+		case fhir.ParamReference:
+			refParam, refType, refID = append(refParam, e.Param), append(refType, e.RefType), append(refID, e.RefID)
+		case fhir.ParamNumber, fhir.ParamQuantity:
+			numParam, numNum, numLo, numHi = append(numParam, e.Param), append(numNum, e.Num), append(numLo, e.NumLo), append(numHi, e.NumHi)
+			numSys, numCode = append(numSys, e.System), append(numCode, e.Code)
+		default:
+			return fhir.Errorf(fhir.KindInvalid, "index entry %d of parameter %s has unknown type %q", i, e.Param, e.Type)
+		}
+	}
+	if len(tokParam) > 0 {
+		b.Queue(`INSERT INTO idx_token (tenant, type, id, param, system, code, text)
+			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS u`,
+			tenant, typ, id, tokParam, tokSys, tokCode, tokText)
+	}
+	if len(strParam) > 0 {
+		b.Queue(`INSERT INTO idx_string (tenant, type, id, param, value, exact)
+			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
+			tenant, typ, id, strParam, strValue, strExact)
+	}
+	if len(dateParam) > 0 {
+		b.Queue(`INSERT INTO idx_date (tenant, type, id, param, lo, hi)
+			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::bigint[], $6::bigint[]) AS u`,
+			tenant, typ, id, dateParam, dateLo, dateHi)
+	}
+	if len(refParam) > 0 {
+		b.Queue(`INSERT INTO idx_ref (tenant, type, id, param, ref_type, ref_id)
+			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
+			tenant, typ, id, refParam, refType, refID)
+	}
+	if len(numParam) > 0 {
+		b.Queue(`INSERT INTO idx_number (tenant, type, id, param, num, lo, hi, system, code)
+			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS u`,
+			tenant, typ, id, numParam, numNum, numLo, numHi, numSys, numCode)
+	}
+	return nil
+}

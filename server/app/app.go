@@ -1,0 +1,302 @@
+// Package app wires Pulsewire's modules into one server: it opens the store
+// named by the Config (embedded SQLite by default, PostgreSQL when a DSN is
+// given), builds the FHIR REST API, health and metrics endpoints, and serves
+// them until its context ends.
+//
+// Only server/cmd/pulsewire and tests (server/servertest) import it; it is the
+// one package besides main that knows every adapter.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pulsewire/pulsewire/adapters/postgres"
+	"github.com/pulsewire/pulsewire/adapters/sqlite"
+	"github.com/pulsewire/pulsewire/conformance"
+	"github.com/pulsewire/pulsewire/conformance/validate"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/rest"
+	"github.com/pulsewire/pulsewire/server/search"
+)
+
+// Version is the software version reported in the CapabilityStatement.
+var Version = "0.1.0-dev"
+
+// Config is everything the server needs, filled from flags and environment
+// by main (12-factor: no config files required).
+type Config struct {
+	Addr          string   // listen address, e.g. "127.0.0.1:8080"; ":0" picks a free port
+	DataDir       string   // embedded store directory (used when PostgresDSN is empty)
+	PostgresDSN   string   // when set, PostgreSQL is the store
+	PostgresRole  string   // role to SET ROLE to so row-level security applies
+	PostgresConns int      // pool size
+	Tenants       []string // tenants registered at start (idempotent)
+	MaxBodyBytes  int64
+	PublicBaseURL string // external base URL, when behind a proxy
+	AccessLog     bool   // one log line per request (route pattern and status only)
+	Logger        *slog.Logger
+}
+
+// App is a wired, running-capable server.
+type App struct {
+	cfg     Config
+	store   fhir.Store
+	echo    *echo.Echo
+	log     *slog.Logger
+	handler http.Handler
+}
+
+// OpenStore opens the store the config names and applies migrations.
+func OpenStore(ctx context.Context, cfg Config) (fhir.Store, error) {
+	if cfg.PostgresDSN != "" {
+		s, err := postgres.Open(ctx, postgres.Config{DSN: cfg.PostgresDSN, Role: cfg.PostgresRole, MaxConns: int32(cfg.PostgresConns)})
+		if err != nil {
+			return nil, fmt.Errorf("opening postgres store: %w", err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("migrating postgres store: %w", err)
+		}
+		return s, nil
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "data"
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "pulsewire.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store: %w", err)
+	}
+	return s, nil
+}
+
+// New opens the store and builds the HTTP server.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range cfg.Tenants {
+		if err := AddTenant(ctx, store, t); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	validator, err := validate.New()
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("loading FHIR validator: %w", err)
+	}
+	reg := search.NewRegistry()
+
+	a := &App{cfg: cfg, store: store, log: cfg.Logger}
+	e := echo.New()
+	e.Logger = cfg.Logger
+	metrics := newHTTPMetrics()
+	e.Use(a.observe(metrics))
+
+	api := rest.New(rest.Config{
+		Store:         store,
+		Registry:      reg,
+		Validator:     validator,
+		Capability:    capability(reg),
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Logger:        cfg.Logger,
+		PublicBaseURL: cfg.PublicBaseURL,
+	})
+	api.Register(e)
+
+	e.GET("/healthz", func(c *echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c *echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := store.Ping(ctx); err != nil {
+			a.log.Warn("readiness check failed", "err", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{})))
+
+	a.echo = e
+	a.handler = e
+	return a, nil
+}
+
+// capability builds the CapabilityStatement from what the registry actually
+// serves, so /metadata cannot claim a parameter the server does not index.
+func capability(reg *search.Registry) func(string) ([]byte, error) {
+	var specs []conformance.ResourceSpec
+	for _, t := range reg.Types() {
+		spec := conformance.ResourceSpec{Type: t}
+		for _, p := range reg.Params(t) {
+			spec.SearchParams = append(spec.SearchParams, conformance.SearchParam{
+				Name:          p.Code,
+				Type:          string(p.Type),
+				Documentation: p.Description,
+			})
+			if p.Type == fhir.ParamReference && !strings.HasPrefix(p.Code, "_") {
+				spec.Includes = append(spec.Includes, t+":"+p.Code)
+			}
+		}
+		specs = append(specs, spec)
+	}
+	// A type's revincludes are the includes of other types that can point at it.
+	for i := range specs {
+		for _, other := range specs {
+			for _, p := range reg.Params(other.Type) {
+				if p.Type != fhir.ParamReference {
+					continue
+				}
+				for _, target := range p.Targets {
+					if target == specs[i].Type {
+						specs[i].RevIncludes = append(specs[i].RevIncludes, other.Type+":"+p.Code)
+						break
+					}
+				}
+			}
+		}
+	}
+	started := time.Now().UTC()
+	return func(base string) ([]byte, error) {
+		return conformance.CapabilityStatement(conformance.Options{
+			BaseURL:   base,
+			Software:  "Pulsewire",
+			Version:   Version,
+			Resources: specs,
+			Date:      started,
+		})
+	}
+}
+
+// Handler is the HTTP handler of the whole server (for tests and embedding).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Store is the opened store (for CLI commands that work on it directly).
+func (a *App) Store() fhir.Store { return a.store }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting connections, lets requests in flight finish (up to 15 s), and
+// closes the store.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		a.store.Close()
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if cerr := a.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close releases the store without serving (for commands that never Serve).
+func (a *App) Close() error { return a.store.Close() }
+
+type httpMetrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics() *httpMetrics {
+	m := &httpMetrics{registry: prometheus.NewRegistry()}
+	// Labels are the route pattern, never the path: a path holds resource ids.
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pulsewire_http_requests_total",
+		Help: "HTTP requests by method, route pattern and status code.",
+	}, []string{"method", "route", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "pulsewire_http_request_duration_seconds",
+		Help:    "HTTP request latency by method and route pattern.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"method", "route"})
+	m.registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe records metrics and one access-log line per request. It logs the
+// route pattern and status, never the query string or body: both can hold
+// patient identifiers.
+func (a *App) observe(m *httpMetrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				// Render the error now so the status we record is the one sent.
+				c.Echo().HTTPErrorHandler(c, err)
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			status := 0
+			if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil {
+				status = r.Status
+			}
+			d := time.Since(start)
+			method := c.Request().Method
+			m.requests.WithLabelValues(method, route, fmt.Sprint(status)).Inc()
+			m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+			if a.cfg.AccessLog && route != "/healthz" && route != "/readyz" && route != "/metrics" {
+				a.log.Info("request", "method", method, "route", route, "tenant", c.Param("tenant"),
+					"status", status, "ms", float64(d.Microseconds())/1000,
+					"request_id", c.Response().Header().Get("X-Request-Id"))
+			}
+			return nil
+		}
+	}
+}
+
+// AddTenant validates a tenant name and registers it.
+func AddTenant(ctx context.Context, s fhir.Store, tenant string) error {
+	if !fhir.ValidTenant(tenant) {
+		return fmt.Errorf("invalid tenant name %q: use lowercase letters, digits and '-' (at most 63)", tenant)
+	}
+	if err := s.EnsureTenant(ctx, tenant); err != nil {
+		return fmt.Errorf("registering tenant %s: %w", tenant, err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/pulsewire/pulsewire/conformance/examples"
+	"github.com/pulsewire/pulsewire/server/servertest"
+)
+
+// TestOfficialExamplesThroughREST writes every official R4 example of the
+// types we serve through the REST API (PUT Type/id, update-as-create) and
+// reads it back: what comes back must say exactly what the example says,
+// except meta.versionId and meta.lastUpdated, which the server owns. Known
+// failures are examples.Skip, each with its reason.
+func TestOfficialExamplesThroughREST(t *testing.T) {
+	dir := examples.DefaultDir()
+	if _, err := os.Stat(dir); dir == "" || err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("official examples not found in %q: run `%s` first", dir, examples.FetchTarget)
+		}
+		t.Skipf("official examples not found in %q: run `%s` to fetch them", dir, examples.FetchTarget)
+	}
+	exs, err := examples.Load(dir, examples.Types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t)
+	base := s.FHIRBase("acme")
+	ran := 0
+	for _, ex := range exs {
+		if _, skip := examples.Skip[ex.Name]; skip {
+			continue
+		}
+		ran++
+		t.Run(ex.Name, func(t *testing.T) {
+			var head struct{ ID string }
+			if err := json.Unmarshal(ex.Body, &head); err != nil || head.ID == "" {
+				t.Fatalf("example has no id (%v)", err)
+			}
+			url := base + "/" + ex.Type + "/" + head.ID
+			req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(ex.Body))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+				t.Fatalf("PUT: %s: %s", resp.Status, b)
+			}
+			resp, err = http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET: %s: %s", resp.Status, got)
+			}
+			if d := examples.SemanticDiff(withoutServerMeta(t, ex.Body), withoutServerMeta(t, got)); d != "" {
+				t.Errorf("read back differs from the example (-example +read):\n%s", d)
+			}
+		})
+	}
+	if ran < 100 {
+		t.Fatalf("ran %d examples, want at least 100", ran)
+	}
+}
+
+// withoutServerMeta drops meta.versionId and meta.lastUpdated (and meta when
+// nothing else is left in it).
+func withoutServerMeta(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if raw, ok := m["meta"]; ok {
+		var meta map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			t.Fatal(err)
+		}
+		delete(meta, "versionId")
+		delete(meta, "lastUpdated")
+		if len(meta) == 0 {
+			delete(m, "meta")
+		} else {
+			m["meta"], _ = json.Marshal(meta)
+		}
+	}
+	out, _ := json.Marshal(m)
+	return out
+}

@@ -1,0 +1,227 @@
+// Command pulsewire is the Pulsewire integration server and its operator CLI.
+//
+//	pulsewire serve         run the server (the default command)
+//	pulsewire migrate       apply database migrations and exit
+//	pulsewire tenant add T  register a tenant
+//	pulsewire load-sample   load synthetic sample data into a running server
+//
+// main only parses flags and environment into an app.Config and wires; see
+// package server/app. Every flag has an environment variable (12-factor).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pulsewire/pulsewire/fixtures/sample"
+	"github.com/pulsewire/pulsewire/server/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "pulsewire:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: pulsewire <command> [flags]
+
+commands:
+  serve        run the server (default)
+  migrate      apply database migrations and exit
+  tenant add   register tenants: pulsewire tenant add NAME...
+  load-sample  load synthetic sample data into a running server
+  version      print the version
+
+Run 'pulsewire <command> -h' for the flags of a command.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout, stderr)
+	case "tenant":
+		if len(args) == 0 || args[0] != "add" {
+			return fmt.Errorf("usage: pulsewire tenant add NAME")
+		}
+		return tenantAdd(ctx, args[1:], getenv, stdout, stderr)
+	case "load-sample":
+		return loadSample(ctx, args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "pulsewire", app.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// env returns the environment value of key, or def when it is unset.
+func env(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// storeFlags are the flags of every command that opens the store.
+func storeFlags(fs *flag.FlagSet, cfg *app.Config, getenv func(string) string) {
+	fs.StringVar(&cfg.DataDir, "data-dir", env(getenv, "PULSEWIRE_DATA_DIR", "data"),
+		"directory of the embedded SQLite store (env PULSEWIRE_DATA_DIR)")
+	fs.StringVar(&cfg.PostgresDSN, "postgres", getenv("PULSEWIRE_POSTGRES_DSN"),
+		"PostgreSQL DSN; when set, PostgreSQL is the store instead of SQLite (env PULSEWIRE_POSTGRES_DSN)")
+	fs.StringVar(&cfg.PostgresRole, "postgres-role", env(getenv, "PULSEWIRE_POSTGRES_ROLE", "pulsewire_app"),
+		"role the server's queries run as, so row-level security applies (env PULSEWIRE_POSTGRES_ROLE)")
+	conns, _ := strconv.Atoi(env(getenv, "PULSEWIRE_POSTGRES_CONNS", "32"))
+	fs.IntVar(&cfg.PostgresConns, "postgres-conns", conns, "PostgreSQL pool size (env PULSEWIRE_POSTGRES_CONNS)")
+}
+
+func logger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg app.Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storeFlags(fs, &cfg, getenv)
+	fs.StringVar(&cfg.Addr, "addr", env(getenv, "PULSEWIRE_ADDR", "127.0.0.1:8080"), "listen address (env PULSEWIRE_ADDR)")
+	tenants := fs.String("tenants", env(getenv, "PULSEWIRE_TENANTS", "acme,globex"),
+		"comma-separated tenants to register at start (env PULSEWIRE_TENANTS)")
+	maxBody := fs.Int64("max-body", 4<<20, "largest accepted request body in bytes (env PULSEWIRE_MAX_BODY)")
+	if v := getenv("PULSEWIRE_MAX_BODY"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("PULSEWIRE_MAX_BODY: %w", err)
+		}
+		*maxBody = n
+	}
+	fs.StringVar(&cfg.PublicBaseURL, "public-url", getenv("PULSEWIRE_PUBLIC_URL"),
+		"external base URL when behind a proxy, e.g. https://fhir.example.org (env PULSEWIRE_PUBLIC_URL)")
+	accessLog := fs.Bool("access-log", env(getenv, "PULSEWIRE_ACCESS_LOG", "true") == "true",
+		"log one line per request: route pattern and status, never query or body (env PULSEWIRE_ACCESS_LOG)")
+	level := fs.String("log-level", env(getenv, "PULSEWIRE_LOG_LEVEL", "info"), "debug, info, warn or error (env PULSEWIRE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.MaxBodyBytes = *maxBody
+	cfg.AccessLog = *accessLog
+	cfg.Logger = logger(stderr, *level)
+	for _, t := range strings.Split(*tenants, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Tenants = append(cfg.Tenants, t)
+		}
+	}
+
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		a.Close()
+		return fmt.Errorf("listening: %w", err)
+	}
+	storeName := "sqlite (" + cfg.DataDir + ")"
+	if cfg.PostgresDSN != "" {
+		storeName = "postgres"
+	}
+	base := "http://" + ln.Addr().String()
+	cfg.Logger.Info("pulsewire started", "addr", ln.Addr().String(), "store", storeName, "tenants", cfg.Tenants)
+	for _, t := range cfg.Tenants {
+		fmt.Fprintf(stdout, "FHIR base URL for tenant %s: %s/t/%s/fhir\n", t, base, t)
+	}
+	return a.Serve(ctx, ln)
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg app.Config
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storeFlags(fs, &cfg, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, err := app.OpenStore(ctx, cfg) // opening applies the migrations
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return s.Close()
+}
+
+func tenantAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg app.Config
+	fs := flag.NewFlagSet("tenant add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storeFlags(fs, &cfg, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("usage: pulsewire tenant add NAME...")
+	}
+	s, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for _, t := range fs.Args() {
+		if err := app.AddTenant(ctx, s, t); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "tenant", t, "registered")
+	}
+	return nil
+}
+
+func loadSample(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("load-sample", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", env(getenv, "PULSEWIRE_URL", "http://127.0.0.1:8080"), "server URL (env PULSEWIRE_URL)")
+	tenants := fs.String("tenants", "acme,globex", "comma-separated tenants to load (each must be registered)")
+	patients := fs.Int("patients", 10, "patients per tenant")
+	hours := fs.Int("hours", 24, "hours of vital signs per patient")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	for _, t := range strings.Split(*tenants, ",") {
+		t = strings.TrimSpace(t)
+		n, err := sample.Load(ctx, *url+"/t/"+t+"/fhir", sample.Options{Tenant: t, Patients: *patients, Hours: *hours})
+		if err != nil {
+			return fmt.Errorf("loading sample data into tenant %s: %w", t, err)
+		}
+		fmt.Fprintf(stdout, "tenant %s: %d resources loaded\n", t, n)
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "pulsewire ") {
+		t.Errorf("version printed %q", out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Error("unknown command: no error")
+	}
+}
+
+// TestServeFromEnvironment starts the real command with configuration from
+// the environment only, waits for the printed base URL, reads /metadata, and
+// shuts it down gracefully by cancelling its context.
+func TestServeFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"PULSEWIRE_ADDR":     "127.0.0.1:0",
+		"PULSEWIRE_DATA_DIR": dir,
+		"PULSEWIRE_TENANTS":  "clinic-a",
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var base string
+	select {
+	case l := <-lines:
+		_, base, _ = strings.Cut(l, ": ")
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no base URL printed in 30 s")
+	}
+	if !strings.HasSuffix(base, "/t/clinic-a/fhir") {
+		t.Fatalf("printed base URL %q", base)
+	}
+	resp, err := http.Get(base + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metadata: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("graceful shutdown returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20 s of cancellation")
+	}
+}

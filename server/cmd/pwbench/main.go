@@ -1,0 +1,441 @@
+// Command pwbench is Pulsewire's load benchmark (make bench). It builds the
+// pulsewire binary, starts it on PostgreSQL, seeds a data set through the
+// FHIR API (idempotently: a second run reuses it), then drives three
+// workloads over HTTP and prints, per workload, requests/s, p50, p99 and the
+// server's CPU time per request (from /proc/<pid>/stat):
+//
+//   - POST Observation (~1 KB) at 32 clients
+//   - GET Observation by id at 32 clients
+//   - "latest vitals": Observation?subject&code&_sort=-date&_count=10 at 8 clients
+//
+// The figures are for comparing run to run on the same machine; the issue's
+// targets are printed beside them.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "pwbench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	adminDSN     string
+	database     string
+	patients     int
+	observations int
+	duration     time.Duration
+	only         string
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("pwbench", flag.ContinueOnError)
+	fs.StringVar(&c.adminDSN, "admin-dsn", envOr("PULSEWIRE_BENCH_ADMIN_DSN", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "DSN used to create the bench database")
+	fs.StringVar(&c.database, "database", "pulsewire_bench", "bench database (created when missing, reused when present)")
+	fs.IntVar(&c.patients, "patients", 1000, "patients in the data set")
+	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
+	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
+	fs.StringVar(&c.only, "only", "", "run only this workload: post, get or latest")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dsn, err := ensureDatabase(ctx, c.adminDSN, c.database)
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(".cache", "pulsewire-bench")
+	fmt.Fprintln(out, "building", bin)
+	if b, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/pulsewire").CombinedOutput(); err != nil {
+		return fmt.Errorf("building pulsewire: %v\n%s", err, b)
+	}
+	srv, err := startServer(ctx, bin, dsn)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	base := srv.url + "/t/bench/fhir"
+
+	if err := seed(ctx, out, base, c.patients, c.observations); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req   errors   target\n")
+	type workload struct {
+		name    string
+		clients int
+		target  string
+		req     func(rng *rand.Rand) (*http.Request, int)
+	}
+	workloads := []workload{
+		{"post", 32, ">= 3,000 req/s", func(rng *rand.Rand) (*http.Request, int) {
+			p := rng.IntN(c.patients) + 1
+			body := observationJSON("", p, time.Now().Add(-time.Duration(rng.IntN(86400))*time.Second), rng.IntN(4))
+			req, _ := http.NewRequest(http.MethodPost, base+"/Observation", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("Prefer", "return=minimal")
+			return req, http.StatusCreated
+		}},
+		{"get", 32, ">= 15,000 req/s", func(rng *rand.Rand) (*http.Request, int) {
+			req, _ := http.NewRequest(http.MethodGet, base+"/Observation/"+obsID(rng.IntN(c.observations)), nil)
+			return req, http.StatusOK
+		}},
+		{"latest", 8, "p99 <= 10 ms", func(rng *rand.Rand) (*http.Request, int) {
+			p := rng.IntN(c.patients) + 1
+			code := vitals[rng.IntN(len(vitals))].loinc
+			req, _ := http.NewRequest(http.MethodGet, base+"/Observation?subject=Patient/"+patID(p)+
+				"&code=http://loinc.org|"+code+"&_sort=-date&_count=10", nil)
+			return req, http.StatusOK
+		}},
+	}
+	for _, w := range workloads {
+		if c.only != "" && c.only != w.name {
+			continue
+		}
+		r, err := drive(ctx, srv, w.clients, c.duration, w.req)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %8d   %s\n", w.name, w.clients, r.rps,
+			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), r.errors, w.target)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func fmtDur(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + "ms"
+}
+
+// ensureDatabase creates the bench database when missing and returns its DSN.
+func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		return "", fmt.Errorf("connecting to PostgreSQL (is it running? see .ci/services): %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", fmt.Errorf("creating database: %w", err)
+		}
+	}
+	cfg := conn.Config()
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
+}
+
+type server struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func startServer(ctx context.Context, bin, dsn string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench",
+		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64<<20))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, url: "http://" + addr}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	s.stop()
+	return nil, errors.New("server did not become ready in 60 s")
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+// cpu returns the server process's user+system CPU time.
+func (s *server) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+type result struct {
+	rps                 float64
+	p50, p99, cpuPerReq time.Duration
+	errors              int64
+}
+
+func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk func(*rand.Rand) (*http.Request, int)) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	var (
+		mu      sync.Mutex
+		lats    []time.Duration
+		errs    atomic.Int64
+		wg      sync.WaitGroup
+		firstEr atomic.Value
+	)
+	cpu0 := srv.cpu()
+	start := time.Now()
+	end := start.Add(d)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(end) && ctx.Err() == nil {
+				req, want := mk(rng)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != want {
+						err = fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+					}
+				}
+				if err != nil {
+					errs.Add(1)
+					firstEr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := srv.cpu() - cpu0
+	if e := firstEr.Load(); e != nil {
+		fmt.Fprintf(os.Stderr, "pwbench: first error: %v\n", e)
+	}
+	if len(lats) == 0 {
+		return result{errors: errs.Load()}, errors.New("no request succeeded")
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	n := len(lats)
+	return result{
+		rps:       float64(n) / elapsed.Seconds(),
+		p50:       lats[n/2],
+		p99:       lats[n*99/100],
+		cpuPerReq: cpu / time.Duration(n),
+		errors:    errs.Load(),
+	}, nil
+}
+
+type vital struct {
+	loinc, display, unit string
+	mean                 float64
+}
+
+var vitals = []vital{
+	{"8867-4", "Heart rate", "/min", 74},
+	{"2708-6", "Oxygen saturation in Arterial blood", "%", 97},
+	{"9279-1", "Respiratory rate", "/min", 15},
+	{"8310-5", "Body temperature", "Cel", 36.8},
+}
+
+func patID(p int) string { return fmt.Sprintf("bench-pat-%04d", p) }
+func obsID(i int) string { return fmt.Sprintf("bench-obs-%07d", i) }
+
+// observationJSON is a ~1 KB vital-signs Observation.
+func observationJSON(id string, patient int, at time.Time, kind int) []byte {
+	v := vitals[kind]
+	o := map[string]any{
+		"resourceType": "Observation",
+		"meta":         map[string]any{"profile": []any{"http://hl7.org/fhir/StructureDefinition/vitalsigns"}},
+		"status":       "final",
+		"category": []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}}}},
+		"code": map[string]any{"coding": []any{
+			map[string]any{"system": "http://loinc.org", "code": v.loinc, "display": v.display},
+			map[string]any{"system": "urn:iso:std:iso:11073:10101", "code": "147842", "display": "MDC_ECG_HEART_RATE"},
+		}, "text": v.display},
+		"subject":           map[string]any{"reference": "Patient/" + patID(patient)},
+		"device":            map[string]any{"reference": "Device/bench-dev-" + strconv.Itoa(patient)},
+		"effectiveDateTime": at.UTC().Format(time.RFC3339),
+		"issued":            at.UTC().Format(time.RFC3339),
+		"valueQuantity":     map[string]any{"value": v.mean, "unit": v.unit, "system": "http://unitsofmeasure.org", "code": v.unit},
+		"interpretation": []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "N", "display": "Normal"}}}},
+	}
+	if id != "" {
+		o["id"] = id
+	}
+	b, _ := json.Marshal(o)
+	return b
+}
+
+// seed loads patients and observations through transaction Bundles of PUTs,
+// skipping the work when the data set is already there.
+func seed(ctx context.Context, out io.Writer, base string, patients, observations int) error {
+	have, err := count(base + "/Observation?_summary=count")
+	if err != nil {
+		return err
+	}
+	if have >= observations {
+		fmt.Fprintf(out, "data set present: %d Observations\n", have)
+		return nil
+	}
+	fmt.Fprintf(out, "seeding %d patients and %d Observations (once; later runs reuse them)\n", patients, observations)
+	var entries []any
+	for p := 1; p <= patients; p++ {
+		entries = append(entries, map[string]any{
+			"resource": map[string]any{"resourceType": "Patient", "id": patID(p), "gender": "unknown",
+				"name": []any{map[string]any{"family": "Benchperson", "given": []any{strconv.Itoa(p)}}}},
+			"request": map[string]any{"method": "PUT", "url": "Patient/" + patID(p)},
+		})
+	}
+	if err := postBundle(ctx, base, entries); err != nil {
+		return err
+	}
+	const batch = 1000
+	start := time.Now()
+	jobs := make(chan int)
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for first := range jobs {
+				var entries []any
+				for i := first; i < min(first+batch, observations); i++ {
+					at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i/patients) * 5 * time.Minute)
+					var o map[string]any
+					json.Unmarshal(observationJSON(obsID(i), i%patients+1, at, (i/patients)%len(vitals)), &o)
+					entries = append(entries, map[string]any{"resource": o,
+						"request": map[string]any{"method": "PUT", "url": "Observation/" + obsID(i)}})
+				}
+				if err := postBundle(ctx, base, entries); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	for first := 0; first < observations; first += batch {
+		select {
+		case jobs <- first:
+		case err := <-errc:
+			close(jobs)
+			wg.Wait()
+			return err
+		}
+		if first%100_000 == 0 && first > 0 {
+			fmt.Fprintf(out, "  %d Observations (%.0f/s)\n", first, float64(first)/time.Since(start).Seconds())
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	fmt.Fprintf(out, "seeded in %s\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func postBundle(ctx context.Context, base string, entries []any) error {
+	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Prefer", "return=minimal")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("seeding transaction: %s: %s", resp.Status, msg)
+	}
+	return nil
+}
+
+func count(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var b struct {
+		Total int `json:"total"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("counting: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		return 0, fmt.Errorf("decoding count: %w", err)
+	}
+	return b.Total, nil
+}

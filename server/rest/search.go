@@ -1,0 +1,413 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/search"
+)
+
+// bundle is the JSON shape of the Bundles this API writes.
+type bundle struct {
+	ResourceType string         `json:"resourceType"`
+	ID           string         `json:"id,omitempty"`
+	Meta         *bundleMeta    `json:"meta,omitempty"`
+	Type         string         `json:"type"`
+	Total        *int           `json:"total,omitempty"`
+	Link         []bundleLink   `json:"link,omitempty"`
+	Entry        []*bundleEntry `json:"entry,omitempty"`
+}
+
+type bundleMeta struct {
+	LastUpdated string `json:"lastUpdated"`
+}
+
+type bundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundleEntry struct {
+	FullURL  string         `json:"fullUrl,omitempty"`
+	Resource rawJSON        `json:"resource,omitempty"`
+	Search   *entrySearch   `json:"search,omitempty"`
+	Request  *entryRequest  `json:"request,omitempty"`
+	Response *entryResponse `json:"response,omitempty"`
+}
+
+// rawJSON is a json.RawMessage that omitempty can drop.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+type entrySearch struct {
+	Mode string `json:"mode"`
+}
+
+type entryRequest struct {
+	Method      string `json:"method"`
+	URL         string `json:"url"`
+	IfNoneExist string `json:"ifNoneExist,omitempty"`
+	IfMatch     string `json:"ifMatch,omitempty"`
+}
+
+type entryResponse struct {
+	Status       string  `json:"status"`
+	Location     string  `json:"location,omitempty"`
+	Etag         string  `json:"etag,omitempty"`
+	LastModified string  `json:"lastModified,omitempty"`
+	Outcome      rawJSON `json:"outcome,omitempty"`
+}
+
+func newBundle(typ string) *bundle {
+	return &bundle{
+		ResourceType: "Bundle",
+		ID:           newID(),
+		Meta:         &bundleMeta{LastUpdated: time.Now().UTC().Format(fhir.TimeFormat)},
+		Type:         typ,
+	}
+}
+
+// searchType serves GET [type] and POST [type]/_search.
+func (a *API) searchType(c *echo.Context) error {
+	typ := c.Param("type")
+	if err := a.checkType(typ); err != nil {
+		return err
+	}
+	params, err := a.requestParams(c)
+	if err != nil {
+		return err
+	}
+	strict := parsePrefer(c.Request().Header).Strict
+	b, err := a.searchBundle(c.Request().Context(), a.store, c.Param("tenant"), a.baseURL(c), typ, params, strict)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, contentType, b)
+}
+
+// requestParams returns the search parameters of a request: the URL query,
+// plus the form body of a POST (application/x-www-form-urlencoded).
+func (a *API) requestParams(c *echo.Context) (url.Values, error) {
+	r := c.Request()
+	params := url.Values{}
+	for k, v := range r.URL.Query() {
+		params[k] = append(params[k], v...)
+	}
+	if r.Method != http.MethodPost {
+		return params, nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
+		return nil, echo.ErrUnsupportedMediaType
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.maxBody)
+	if err := r.ParseForm(); err != nil {
+		return nil, fhir.Errorf(fhir.KindInvalid, "search form body is not valid").Wrap(err)
+	}
+	for k, v := range r.PostForm {
+		params[k] = append(params[k], v...)
+	}
+	return params, nil
+}
+
+// searchBundle runs a search with rd (the store, or a transaction) and
+// returns the searchset Bundle.
+func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, typ string, params url.Values, strict bool) ([]byte, error) {
+	q, ignored, err := a.reg.Parse(typ, params, search.ParseOptions{Strict: strict})
+	if err != nil {
+		return nil, clientError(err, "parsing search")
+	}
+	res, err := rd.Search(ctx, tenant, q)
+	if err != nil {
+		return nil, clientError(err, "searching")
+	}
+	b := newBundle("searchset")
+	if res.Total >= 0 {
+		t := res.Total
+		b.Total = &t
+	}
+	eff := effectiveParams(params, ignored)
+	self := base + "/" + typ
+	b.Link = append(b.Link, bundleLink{"self", pageURL(self, eff, q.Count, q.Offset)})
+	if !q.CountOnly {
+		if res.HasMore && q.Count > 0 {
+			b.Link = append(b.Link, bundleLink{"next", pageURL(self, eff, q.Count, q.Offset+q.Count)})
+		}
+		if q.Offset > 0 {
+			b.Link = append(b.Link, bundleLink{"previous", pageURL(self, eff, q.Count, max(0, q.Offset-q.Count))})
+		}
+		for _, r := range res.Resources {
+			e, err := searchEntry(base, r, "match", q)
+			if err != nil {
+				return nil, err
+			}
+			b.Entry = append(b.Entry, e)
+		}
+		for _, r := range res.Included {
+			e, err := searchEntry(base, r, "include", q)
+			if err != nil {
+				return nil, err
+			}
+			b.Entry = append(b.Entry, e)
+		}
+	}
+	if len(ignored) > 0 {
+		names := make([]string, len(ignored))
+		for i, n := range ignored {
+			names[i] = safeName(n)
+		}
+		oo := outcomeJSON(&operationOutcome{ResourceType: "OperationOutcome", Issue: []ooIssue{{
+			Severity:    "warning",
+			Code:        string(fhir.IssueNotSupported),
+			Diagnostics: "search parameters ignored: " + strings.Join(names, ", "),
+		}}})
+		b.Entry = append(b.Entry, &bundleEntry{Resource: oo, Search: &entrySearch{Mode: "outcome"}})
+	}
+	return marshal(b)
+}
+
+func searchEntry(base string, r *fhir.Resource, mode string, q *fhir.Query) (*bundleEntry, error) {
+	body, err := present(r.Body, r.Type, q.Summary, q.Elements)
+	if err != nil {
+		return nil, err
+	}
+	return &bundleEntry{FullURL: base + "/" + r.Ref(), Resource: body, Search: &entrySearch{Mode: mode}}, nil
+}
+
+// effectiveParams are the parameters a page link repeats: all given ones
+// except those the parser ignored (it names them by their exact key) and
+// the paging ones, which pageURL sets.
+func effectiveParams(params url.Values, ignored []string) url.Values {
+	drop := map[string]bool{"_offset": true, "_count": true}
+	for _, n := range ignored {
+		drop[n] = true
+	}
+	eff := url.Values{}
+	for k, v := range params {
+		if !drop[k] {
+			eff[k] = v
+		}
+	}
+	return eff
+}
+
+// pageURL is an absolute search URL with the effective parameters and the
+// page's _count and _offset, keys in a stable order.
+func pageURL(self string, eff url.Values, count, offset int) string {
+	v := url.Values{}
+	for k, vals := range eff {
+		v[k] = vals
+	}
+	v.Set("_count", strconv.Itoa(count))
+	if offset > 0 {
+		v.Set("_offset", strconv.Itoa(offset))
+	}
+	return self + "?" + v.Encode()
+}
+
+// --- history ---
+
+func (a *API) systemHistory(c *echo.Context) error {
+	return a.history(c, "", "")
+}
+
+func (a *API) typeHistory(c *echo.Context) error {
+	typ := c.Param("type")
+	if err := a.checkType(typ); err != nil {
+		return err
+	}
+	return a.history(c, typ, "")
+}
+
+func (a *API) instanceHistory(c *echo.Context) error {
+	typ, id := c.Param("type"), c.Param("id")
+	if err := a.checkType(typ); err != nil {
+		return err
+	}
+	if err := checkURLID(id); err != nil {
+		return err
+	}
+	return a.history(c, typ, id)
+}
+
+const (
+	defaultCount = 50
+	maxCount     = 1000
+)
+
+func (a *API) history(c *echo.Context, typ, id string) error {
+	qp := c.QueryParams()
+	hq := &fhir.HistoryQuery{Type: typ, ID: id, Count: defaultCount}
+	var err error
+	if s := qp.Get("_count"); s != "" {
+		if hq.Count, err = strconv.Atoi(s); err != nil || hq.Count < 0 {
+			return fhir.Errorf(fhir.KindInvalid, "_count must be a non-negative integer").At("_count")
+		}
+		hq.Count = min(hq.Count, maxCount)
+	}
+	if s := qp.Get("_offset"); s != "" {
+		if hq.Offset, err = strconv.Atoi(s); err != nil || hq.Offset < 0 {
+			return fhir.Errorf(fhir.KindInvalid, "_offset must be a non-negative integer").At("_offset")
+		}
+	}
+	if s := qp.Get("_since"); s != "" {
+		if hq.Since, err = parseInstant(s); err != nil {
+			return fhir.Errorf(fhir.KindInvalid, "_since must be an instant").At("_since")
+		}
+	}
+	if s := qp.Get("_at"); s != "" {
+		if hq.At, err = parseInstant(s); err != nil {
+			return fhir.Errorf(fhir.KindInvalid, "_at must be a date or instant").At("_at")
+		}
+	}
+	ctx, tenant := c.Request().Context(), c.Param("tenant")
+	res, err := a.store.History(ctx, tenant, hq)
+	if err != nil {
+		return clientError(err, "reading history")
+	}
+	if id != "" && len(res.Versions) == 0 && hq.Offset == 0 {
+		// Distinguish "no versions in range" from "no such resource".
+		if _, err := a.store.Read(ctx, tenant, typ, id); fhir.IsKind(err, fhir.KindNotFound) {
+			return err
+		}
+	}
+	base := a.baseURL(c)
+	self := base
+	if typ != "" {
+		self += "/" + typ
+	}
+	if id != "" {
+		self += "/" + id
+	}
+	self += "/_history"
+	eff := url.Values{}
+	for _, k := range []string{"_since", "_at"} {
+		if s := qp.Get(k); s != "" {
+			eff.Set(k, s)
+		}
+	}
+	b := newBundle("history")
+	if res.Total >= 0 {
+		t := res.Total
+		b.Total = &t
+	}
+	b.Link = append(b.Link, bundleLink{"self", pageURL(self, eff, hq.Count, hq.Offset)})
+	if res.HasMore && hq.Count > 0 {
+		b.Link = append(b.Link, bundleLink{"next", pageURL(self, eff, hq.Count, hq.Offset+hq.Count)})
+	}
+	if hq.Offset > 0 {
+		b.Link = append(b.Link, bundleLink{"previous", pageURL(self, eff, hq.Count, max(0, hq.Offset-hq.Count))})
+	}
+	for _, v := range res.Versions {
+		b.Entry = append(b.Entry, historyEntry(base, v))
+	}
+	out, err := marshal(b)
+	if err != nil {
+		return fhir.Errorf(fhir.KindInternal, "encoding history").Wrap(err)
+	}
+	return c.Blob(http.StatusOK, contentType, out)
+}
+
+func historyEntry(base string, v *fhir.Resource) *bundleEntry {
+	e := &bundleEntry{
+		FullURL: base + "/" + v.Ref(),
+		Response: &entryResponse{
+			Etag:         v.ETag(),
+			LastModified: v.LastUpdated.UTC().Format(fhir.TimeFormat),
+		},
+	}
+	switch {
+	case v.Deleted:
+		e.Request = &entryRequest{Method: http.MethodDelete, URL: v.Ref()}
+		e.Response.Status = "204 No Content"
+	case v.VersionID == 1:
+		e.Resource = rawJSON(v.Body)
+		e.Request = &entryRequest{Method: http.MethodPost, URL: v.Type}
+		e.Response.Status = "201 Created"
+	default:
+		e.Resource = rawJSON(v.Body)
+		e.Request = &entryRequest{Method: http.MethodPut, URL: v.Ref()}
+		e.Response.Status = "200 OK"
+	}
+	return e
+}
+
+// parseInstant reads an instant or a partial date (its start), as _since
+// and _at take.
+func parseInstant(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fhir.Errorf(fhir.KindInvalid, "not an instant")
+}
+
+// --- Observation/$lastn ---
+
+// lastN serves Observation/$lastn: the most recent max Observations per
+// code among those matching the other parameters (patient/subject,
+// category, code and any Observation search parameter).
+func (a *API) lastN(c *echo.Context) error {
+	params, err := a.requestParams(c)
+	if err != nil {
+		return err
+	}
+	n := 1
+	if s := params.Get("max"); s != "" {
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			return fhir.Errorf(fhir.KindInvalid, "max must be a positive integer").At("max")
+		}
+	}
+	params.Del("max")
+	for _, k := range []string{"_count", "_offset", "_include", "_revinclude", "_total"} {
+		params.Del(k)
+	}
+	strict := parsePrefer(c.Request().Header).Strict
+	q, ignored, err := a.reg.Parse("Observation", params, search.ParseOptions{Strict: strict})
+	if err != nil {
+		return clientError(err, "parsing $lastn")
+	}
+	ctx, tenant := c.Request().Context(), c.Param("tenant")
+	rs, err := a.store.LastN(ctx, tenant, q, n)
+	if err != nil {
+		return clientError(err, "running $lastn")
+	}
+	base := a.baseURL(c)
+	b := newBundle("searchset")
+	total := len(rs)
+	b.Total = &total
+	eff := effectiveParams(params, ignored)
+	if n != 1 {
+		eff.Set("max", strconv.Itoa(n))
+	}
+	self := base + "/Observation/$lastn"
+	if enc := eff.Encode(); enc != "" {
+		self += "?" + enc
+	}
+	b.Link = []bundleLink{{"self", self}}
+	for _, r := range rs {
+		e, err := searchEntry(base, r, "match", q)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, e)
+	}
+	out, err := marshal(b)
+	if err != nil {
+		return fhir.Errorf(fhir.KindInternal, "encoding $lastn").Wrap(err)
+	}
+	return c.Blob(http.StatusOK, contentType, out)
+}

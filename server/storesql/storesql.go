@@ -1,0 +1,812 @@
+// Package storesql compiles Pulsewire's typed FHIR searches
+// (https://hl7.org/fhir/R4/search.html) and history reads
+// (https://hl7.org/fhir/R4/http.html#history) into SQL over the table layout
+// shared by adapters/sqlite and adapters/postgres: resources,
+// resource_versions and the idx_* index tables.
+//
+// It is pure: it builds SQL text and arguments and never touches a database.
+// It imports only server/fhir and the standard library; only the store
+// adapters import it.
+package storesql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulsewire/pulsewire/server/fhir"
+)
+
+// Dialect is what differs between the SQL the two stores accept.
+type Dialect struct {
+	Name        string             // "sqlite" | "postgres"
+	Placeholder func(n int) string // n is 1-based: "?" for sqlite, "$n" for postgres
+}
+
+// SQLite and Postgres are the two dialects Pulsewire uses.
+var (
+	SQLite   = Dialect{Name: "sqlite", Placeholder: func(int) string { return "?" }}
+	Postgres = Dialect{Name: "postgres", Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }}
+)
+
+// Columns is the column list every resource-selecting query returns, in the
+// order ScanResource reads it.
+const Columns = "type, id, version, last_updated, deleted, body"
+
+// MaxIncluded caps the rows one _include or _revinclude returns.
+const MaxIncluded = 1000
+
+// Micros converts t to the stored form: microseconds since the Unix epoch,
+// UTC. Times outside [fhir.MinTime, fhir.MaxTime] are clamped to it.
+func Micros(t time.Time) int64 {
+	if t.Before(fhir.MinTime) {
+		t = fhir.MinTime
+	}
+	if t.After(fhir.MaxTime) {
+		t = fhir.MaxTime
+	}
+	return t.UnixMicro()
+}
+
+// FromMicros is the inverse of Micros, in UTC.
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// Now is the timestamp a store gives a new version: the current time in UTC
+// truncated to the microsecond precision both stores keep.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Scanner is a row: *sql.Row, *sql.Rows and pgx.Row all satisfy it.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// ScanResource reads one row of Columns.
+func ScanResource(s Scanner) (*fhir.Resource, error) {
+	var (
+		r       fhir.Resource
+		lu, del int64
+		body    []byte
+	)
+	if err := s.Scan(&r.Type, &r.ID, &r.VersionID, &lu, &del, &body); err != nil {
+		return nil, err
+	}
+	r.LastUpdated = FromMicros(lu)
+	r.Deleted = del != 0
+	if !r.Deleted {
+		r.Body = body
+	}
+	return &r, nil
+}
+
+// builder accumulates SQL text and its positional arguments.
+type builder struct {
+	d    Dialect
+	sb   strings.Builder
+	args []any
+}
+
+// arg appends v as an argument and returns its placeholder.
+func (b *builder) arg(v any) string {
+	b.args = append(b.args, v)
+	return b.d.Placeholder(len(b.args))
+}
+
+func (b *builder) w(parts ...string) {
+	for _, p := range parts {
+		b.sb.WriteString(p)
+	}
+}
+
+func (b *builder) result() (string, []any) { return b.sb.String(), b.args }
+
+func invalid(format string, args ...any) *fhir.Error {
+	return fhir.Errorf(fhir.KindInvalid, format, args...)
+}
+
+func notSupported(format string, args ...any) *fhir.Error {
+	return fhir.Errorf(fhir.KindNotSupported, format, args...)
+}
+
+// indexTable names the index table holding a parameter type.
+func indexTable(t fhir.ParamType) (string, bool) {
+	switch t {
+	case fhir.ParamToken:
+		return "idx_token", true
+	case fhir.ParamString, fhir.ParamURI:
+		return "idx_string", true
+	case fhir.ParamDate:
+		return "idx_date", true
+	case fhir.ParamReference:
+		return "idx_ref", true
+	case fhir.ParamNumber, fhir.ParamQuantity:
+		return "idx_number", true
+	}
+	return "", false
+}
+
+// IndexTables lists every index table, for deleting a resource's rows.
+var IndexTables = []string{"idx_token", "idx_string", "idx_date", "idx_ref", "idx_number"}
+
+// Stmt is one SQL statement with its arguments.
+type Stmt struct {
+	SQL  string
+	Args []any
+}
+
+// DeleteIndex returns the statements removing every index row of one resource.
+func DeleteIndex(d Dialect, tenant, typ, id string) []Stmt {
+	out := make([]Stmt, 0, len(IndexTables))
+	for _, t := range IndexTables {
+		b := &builder{d: d}
+		b.w("DELETE FROM ", t, " WHERE tenant = ", b.arg(tenant), " AND type = ", b.arg(typ), " AND id = ", b.arg(id))
+		s, a := b.result()
+		out = append(out, Stmt{s, a})
+	}
+	return out
+}
+
+// insertBatch bounds the rows of one multi-row INSERT, well under both
+// databases' limits on bound parameters.
+const insertBatch = 200
+
+// InsertIndex returns multi-row INSERT statements storing entries as the
+// index rows of one resource. Strings and uris keep the normalized value in
+// value and the original in exact (falling back to String when Text is
+// empty, so uri and :exact match what was indexed). Empty token systems are
+// stored as "" (never NULL) so "|code" can match them.
+func InsertIndex(d Dialect, tenant, typ, id string, entries []fhir.IndexEntry) ([]Stmt, error) {
+	cols := map[string]string{
+		"idx_token":  "tenant, type, id, param, system, code, text",
+		"idx_string": "tenant, type, id, param, value, exact",
+		"idx_date":   "tenant, type, id, param, lo, hi",
+		"idx_ref":    "tenant, type, id, param, ref_type, ref_id",
+		"idx_number": "tenant, type, id, param, num, lo, hi, system, code",
+	}
+	rows := map[string][][]any{}
+	for i, e := range entries {
+		t, ok := indexTable(e.Type)
+		if !ok {
+			return nil, invalid("index entry %d of parameter %s has unknown type %q", i, e.Param, e.Type)
+		}
+		base := []any{tenant, typ, id, e.Param}
+		var vals []any
+		switch t {
+		case "idx_token":
+			vals = []any{e.System, e.Code, e.Text}
+		case "idx_string":
+			exact := e.Text
+			if exact == "" {
+				exact = e.String
+			}
+			vals = []any{e.String, exact}
+		case "idx_date":
+			lo, hi := Micros(e.Lo), Micros(e.Hi)
+			if hi <= lo {
+				hi = lo + 1
+			}
+			vals = []any{lo, hi}
+		case "idx_ref":
+			vals = []any{e.RefType, e.RefID}
+		case "idx_number":
+			vals = []any{e.Num, e.NumLo, e.NumHi, e.System, e.Code}
+		}
+		rows[t] = append(rows[t], append(base, vals...))
+	}
+	var out []Stmt
+	for _, t := range IndexTables {
+		rs := rows[t]
+		for start := 0; start < len(rs); start += insertBatch {
+			end := min(start+insertBatch, len(rs))
+			b := &builder{d: d}
+			b.w("INSERT INTO ", t, " (", cols[t], ") VALUES ")
+			for i, r := range rs[start:end] {
+				if i > 0 {
+					b.w(", ")
+				}
+				b.w("(")
+				for j, v := range r {
+					if j > 0 {
+						b.w(", ")
+					}
+					b.w(b.arg(v))
+				}
+				b.w(")")
+			}
+			s, a := b.result()
+			out = append(out, Stmt{s, a})
+		}
+	}
+	return out, nil
+}
+
+// Search compiles q into a SELECT returning Columns of current non-deleted
+// resources of q.Type for the tenant, ordered by q.Sort then id, LIMIT
+// q.Count+1 OFFSET q.Offset (the caller drops the extra row and sets
+// HasMore). Errors: KindInvalid for an unknown parameter type or a bad value,
+// KindNotSupported for a modifier or sort the compiler cannot do.
+func Search(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
+	b := &builder{d: d}
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE ")
+	if err := where(b, tenant, q); err != nil {
+		return "", nil, err
+	}
+	if err := orderBy(b, tenant, q); err != nil {
+		return "", nil, err
+	}
+	count := max(q.Count, 0)
+	b.w(" LIMIT ", b.arg(int64(count+1)), " OFFSET ", b.arg(int64(max(q.Offset, 0))))
+	s, a := b.result()
+	return s, a, nil
+}
+
+// Count compiles the number of all matches of q (ignoring paging and sort).
+func Count(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
+	b := &builder{d: d}
+	b.w("SELECT COUNT(*) FROM resources r WHERE ")
+	if err := where(b, tenant, q); err != nil {
+		return "", nil, err
+	}
+	s, a := b.result()
+	return s, a, nil
+}
+
+// where writes the WHERE conditions (without the keyword) selecting q's
+// matches among the rows of resources r.
+func where(b *builder, tenant string, q *fhir.Query) error {
+	if q.Type == "" {
+		return invalid("search without a resource type")
+	}
+	b.w("r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.deleted = 0")
+	drive := driver(q.Params)
+	for i, p := range q.Params {
+		b.w(" AND ")
+		if err := paramCond(b, tenant, q.Type, p, i == drive); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// driver picks the parameter whose index rows drive the search (see open):
+// the first positive reference parameter (usually the most selective, as in
+// subject=Patient/x), else the first positive indexed parameter; -1 for none.
+func driver(ps []fhir.Param) int {
+	first := -1
+	for i, p := range ps {
+		if p.Name == "_id" || p.Name == "_lastUpdated" || p.Modifier == "not" || (p.Modifier == "missing" && (p.Missing == nil || *p.Missing)) {
+			continue
+		}
+		if p.Type == fhir.ParamReference {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first
+}
+
+// open starts the condition that resource r has (or, when negate, has no)
+// row in index table t for param matching what the caller writes next; the
+// caller closes it with ")". The driving parameter is an uncorrelated
+// "r.id IN (subquery)" so SQLite starts from its index rows (SQLite does not
+// turn a correlated EXISTS into a semi-join); the others are correlated
+// [NOT] EXISTS probes by resource id. PostgreSQL plans both forms as
+// semi-joins.
+func (b *builder) open(t, tenant, typ, param string, negate, drive bool) {
+	if drive && !negate {
+		b.w("r.id IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
+			" AND x.param = ", b.arg(param))
+		return
+	}
+	if negate {
+		b.w("NOT ")
+	}
+	b.w("EXISTS (SELECT 1 FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
+		" AND x.id = r.id AND x.param = ", b.arg(param))
+}
+
+func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
+	switch p.Name {
+	case "_id":
+		return idCond(b, p)
+	case "_lastUpdated":
+		return lastUpdatedCond(b, p)
+	}
+	t, ok := indexTable(p.Type)
+	if !ok {
+		return invalid("search parameter %s has unknown type %q", p.Name, p.Type)
+	}
+	if p.Modifier == "missing" {
+		if p.Missing == nil {
+			return invalid("search parameter %s:missing needs true or false", p.Name)
+		}
+		b.open(t, tenant, typ, p.Name, *p.Missing, drive)
+		b.w(")")
+		return nil
+	}
+	if len(p.Values) == 0 {
+		return invalid("search parameter %s has no value", p.Name)
+	}
+	var valueCond func(*builder, fhir.Value) *fhir.Error
+	negate := false
+	switch p.Type {
+	case fhir.ParamToken:
+		switch p.Modifier {
+		case "":
+			valueCond = tokenCond
+		case "not":
+			valueCond, negate = tokenCond, true
+		case "text":
+			valueCond = tokenTextCond
+		default:
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+	case fhir.ParamString:
+		switch p.Modifier {
+		case "":
+			valueCond = likeCond("x.value", true, false)
+		case "contains":
+			valueCond = likeCond("x.value", true, true)
+		case "exact":
+			valueCond = exactCond
+		default:
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+	case fhir.ParamURI:
+		switch p.Modifier {
+		case "":
+			valueCond = exactCond
+		case "below":
+			valueCond = likeCond("x.exact", false, false)
+		default:
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+	case fhir.ParamDate:
+		if p.Modifier != "" {
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+		valueCond = dateCond
+	case fhir.ParamNumber, fhir.ParamQuantity:
+		if p.Modifier != "" {
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+		valueCond = numberCond(p.Type == fhir.ParamQuantity)
+	case fhir.ParamReference:
+		// A ":Type" modifier arrives as Targets; any other is unsupported.
+		if p.Modifier != "" && (len(p.Targets) == 0 || p.Modifier != p.Targets[0]) {
+			return notSupported("modifier :%s of search parameter %s is not supported", p.Modifier, p.Name)
+		}
+		valueCond = refCond
+	}
+	b.open(t, tenant, typ, p.Name, negate, drive)
+	if p.Type == fhir.ParamReference && len(p.Targets) > 0 {
+		b.w(" AND x.ref_type IN (")
+		for i, tt := range p.Targets {
+			if i > 0 {
+				b.w(", ")
+			}
+			b.w(b.arg(tt))
+		}
+		b.w(")")
+	}
+	b.w(" AND (")
+	for i, v := range p.Values {
+		if i > 0 {
+			b.w(" OR ")
+		}
+		b.w("(")
+		if err := valueCond(b, v); err != nil {
+			return err.At(p.Name)
+		}
+		b.w(")")
+	}
+	b.w("))")
+	return nil
+}
+
+func tokenCond(b *builder, v fhir.Value) *fhir.Error {
+	switch {
+	case !v.HasSystem && v.Code == "":
+		return invalid("empty token value")
+	case !v.HasSystem:
+		b.w("x.code = ", b.arg(v.Code))
+	case v.Code == "":
+		b.w("x.system = ", b.arg(v.System))
+	default:
+		b.w("x.system = ", b.arg(v.System), " AND x.code = ", b.arg(v.Code))
+	}
+	return nil
+}
+
+func tokenTextCond(b *builder, v fhir.Value) *fhir.Error {
+	s := v.String
+	if s == "" {
+		s = v.Code
+	}
+	return likeCond("x.text", true, false)(b, fhir.Value{String: s})
+}
+
+// escapeLike escapes LIKE metacharacters with '\'.
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// likeCond matches col by prefix (or substring when contains). The search
+// value is lowercased when fold: the parser normalizes string values as
+// search.NormalizeString does and the index holds that form; lowercasing
+// again is idempotent and guards against a caller that did not.
+func likeCond(col string, fold, contains bool) func(*builder, fhir.Value) *fhir.Error {
+	return func(b *builder, v fhir.Value) *fhir.Error {
+		s := v.String
+		if fold {
+			s = strings.ToLower(s)
+		}
+		pat := escapeLike(s) + "%"
+		if contains {
+			pat = "%" + pat
+		}
+		b.w(col, " LIKE ", b.arg(pat), ` ESCAPE '\'`)
+		return nil
+	}
+}
+
+func exactCond(b *builder, v fhir.Value) *fhir.Error {
+	b.w("x.exact = ", b.arg(v.String))
+	return nil
+}
+
+// dateCond compares the target range [x.lo, x.hi) with the search range
+// [v.Lo, v.Hi) as search.html#prefix defines for each prefix.
+func dateCond(b *builder, v fhir.Value) *fhir.Error {
+	lo, hi := Micros(v.Lo), Micros(v.Hi)
+	switch prefixOf(v) {
+	case fhir.PrefixEq:
+		b.w("x.lo >= ", b.arg(lo), " AND x.hi <= ", b.arg(hi))
+	case fhir.PrefixNe:
+		b.w("NOT (x.lo >= ", b.arg(lo), " AND x.hi <= ", b.arg(hi), ")")
+	case fhir.PrefixGt:
+		b.w("x.hi > ", b.arg(hi))
+	case fhir.PrefixLt:
+		b.w("x.lo < ", b.arg(lo))
+	case fhir.PrefixGe:
+		b.w("x.hi > ", b.arg(lo))
+	case fhir.PrefixLe:
+		b.w("x.lo < ", b.arg(hi))
+	case fhir.PrefixSa:
+		b.w("x.lo >= ", b.arg(hi))
+	case fhir.PrefixEb:
+		b.w("x.hi <= ", b.arg(lo))
+	case fhir.PrefixAp:
+		b.w("x.lo < ", b.arg(hi), " AND x.hi > ", b.arg(lo))
+	default:
+		return invalid("unknown prefix %q", v.Prefix)
+	}
+	return nil
+}
+
+func prefixOf(v fhir.Value) fhir.Prefix {
+	if v.Prefix == "" {
+		return fhir.PrefixEq
+	}
+	return v.Prefix
+}
+
+// numberCond compares x.num with the search number; for quantity it also
+// matches the unit system and code when given.
+func numberCond(quantity bool) func(*builder, fhir.Value) *fhir.Error {
+	return func(b *builder, v fhir.Value) *fhir.Error {
+		switch prefixOf(v) {
+		case fhir.PrefixEq:
+			b.w("x.num >= ", b.arg(v.NumLo), " AND x.num < ", b.arg(v.NumHi))
+		case fhir.PrefixNe:
+			b.w("NOT (x.num >= ", b.arg(v.NumLo), " AND x.num < ", b.arg(v.NumHi), ")")
+		case fhir.PrefixGt, fhir.PrefixSa:
+			b.w("x.num > ", b.arg(v.Num))
+		case fhir.PrefixLt, fhir.PrefixEb:
+			b.w("x.num < ", b.arg(v.Num))
+		case fhir.PrefixGe:
+			b.w("x.num >= ", b.arg(v.Num))
+		case fhir.PrefixLe:
+			b.w("x.num <= ", b.arg(v.Num))
+		case fhir.PrefixAp:
+			d := v.Num * 0.1
+			if d < 0 {
+				d = -d
+			}
+			b.w("x.num >= ", b.arg(v.Num-d), " AND x.num <= ", b.arg(v.Num+d))
+		default:
+			return invalid("unknown prefix %q", v.Prefix)
+		}
+		if quantity {
+			if v.System != "" {
+				b.w(" AND x.system = ", b.arg(v.System))
+			}
+			if v.Code != "" {
+				b.w(" AND x.code = ", b.arg(v.Code))
+			}
+		}
+		return nil
+	}
+}
+
+func refCond(b *builder, v fhir.Value) *fhir.Error {
+	if v.RefID == "" {
+		return invalid("empty reference value")
+	}
+	b.w("x.ref_id = ", b.arg(v.RefID))
+	if v.RefType != "" {
+		b.w(" AND x.ref_type = ", b.arg(v.RefType))
+	}
+	return nil
+}
+
+func idCond(b *builder, p fhir.Param) error {
+	if p.Modifier != "" {
+		return notSupported("modifier :%s of search parameter _id is not supported", p.Modifier)
+	}
+	var ids []string
+	for _, v := range p.Values {
+		id := v.Code
+		if id == "" {
+			id = v.String
+		}
+		if id == "" {
+			return invalid("empty value").At("_id")
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return invalid("search parameter _id has no value")
+	}
+	b.w("r.id IN (")
+	for i, id := range ids {
+		if i > 0 {
+			b.w(", ")
+		}
+		b.w(b.arg(id))
+	}
+	b.w(")")
+	return nil
+}
+
+// lastUpdatedCond applies date semantics to the point range
+// [last_updated, last_updated+1µs), simplified so the comparisons stay on
+// the bare column (index-friendly).
+func lastUpdatedCond(b *builder, p fhir.Param) error {
+	if p.Modifier != "" {
+		return notSupported("modifier :%s of search parameter _lastUpdated is not supported", p.Modifier)
+	}
+	if len(p.Values) == 0 {
+		return invalid("search parameter _lastUpdated has no value")
+	}
+	const c = "r.last_updated"
+	b.w("(")
+	for i, v := range p.Values {
+		if i > 0 {
+			b.w(" OR ")
+		}
+		lo, hi := Micros(v.Lo), Micros(v.Hi)
+		b.w("(")
+		switch prefixOf(v) {
+		case fhir.PrefixEq, fhir.PrefixAp:
+			b.w(c, " >= ", b.arg(lo), " AND ", c, " < ", b.arg(hi))
+		case fhir.PrefixNe:
+			b.w("NOT (", c, " >= ", b.arg(lo), " AND ", c, " < ", b.arg(hi), ")")
+		case fhir.PrefixGt, fhir.PrefixSa:
+			b.w(c, " >= ", b.arg(hi))
+		case fhir.PrefixLt, fhir.PrefixEb:
+			b.w(c, " < ", b.arg(lo))
+		case fhir.PrefixGe:
+			b.w(c, " >= ", b.arg(lo))
+		case fhir.PrefixLe:
+			b.w(c, " < ", b.arg(hi))
+		default:
+			return invalid("unknown prefix %q", v.Prefix).At("_lastUpdated")
+		}
+		b.w(")")
+	}
+	b.w(")")
+	return nil
+}
+
+// orderBy writes ORDER BY for q.Sort with a final tiebreak on id. Resources
+// lacking a sort value sort last in either direction.
+func orderBy(b *builder, tenant string, q *fhir.Query) error {
+	b.w(" ORDER BY ")
+	for _, k := range q.Sort {
+		dir := " ASC"
+		agg := "MIN"
+		if k.Desc {
+			dir, agg = " DESC", "MAX"
+		}
+		switch k.Param {
+		case "_id":
+			b.w("r.id", dir, ", ")
+			continue
+		case "_lastUpdated":
+			b.w("r.last_updated", dir, ", ")
+			continue
+		}
+		var t, col string
+		switch k.Type {
+		case fhir.ParamDate:
+			t, col = "idx_date", "x.lo"
+			if k.Desc {
+				col = "x.hi"
+			}
+		case fhir.ParamString, fhir.ParamURI:
+			t, col = "idx_string", "x.value"
+		case fhir.ParamToken:
+			t, col = "idx_token", "x.code"
+		case fhir.ParamNumber, fhir.ParamQuantity:
+			t, col = "idx_number", "x.num"
+		case fhir.ParamReference:
+			return notSupported("sorting by reference parameter %s is not supported", k.Param)
+		default:
+			return invalid("sort parameter %s has unknown type %q", k.Param, k.Type)
+		}
+		// COALESCE(col, col) is col, but it stops SQLite's min/max
+		// optimization from scanning the whole (param, value) index instead
+		// of probing this resource's rows by id.
+		b.w("(SELECT ", agg, "(COALESCE(", col, ", ", col, ")) FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(q.Type),
+			" AND x.id = r.id AND x.param = ", b.arg(k.Param), ")", dir, " NULLS LAST, ")
+	}
+	b.w("r.id ASC")
+	return nil
+}
+
+// Include compiles one _include for a page: the current resources that page
+// resources of type inc.Source reference through inc.Param (limited to type
+// inc.Target when set), at most MaxIncluded, ordered by type and id. When no
+// page resource can take part, the query is valid and selects nothing.
+func Include(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resource) (string, []any, error) {
+	if inc.Source == "" || inc.Param == "" {
+		return "", nil, invalid("_include needs a source type and a parameter")
+	}
+	var ids []string
+	for _, r := range page {
+		if r.Type == inc.Source {
+			ids = append(ids, r.ID)
+		}
+	}
+	b := &builder{d: d}
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE r.tenant = ", b.arg(tenant),
+		" AND r.deleted = 0 AND ")
+	if len(ids) == 0 {
+		b.w("1 = 0")
+	} else {
+		if inc.Target != "" {
+			b.w("r.type = ", b.arg(inc.Target), " AND ")
+		}
+		b.w("(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
+			" AND x.type = ", b.arg(inc.Source), " AND x.param = ", b.arg(inc.Param), " AND x.id IN (")
+		for i, id := range ids {
+			if i > 0 {
+				b.w(", ")
+			}
+			b.w(b.arg(id))
+		}
+		b.w("))")
+	}
+	b.w(" ORDER BY r.type, r.id LIMIT ", b.arg(int64(MaxIncluded)))
+	s, a := b.result()
+	return s, a, nil
+}
+
+// RevInclude compiles one _revinclude for a page: the current resources of
+// type inc.Source whose inc.Param references a page resource (of type
+// inc.Target when set), at most MaxIncluded, ordered by id. When no page
+// resource can take part, the query is valid and selects nothing.
+func RevInclude(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resource) (string, []any, error) {
+	if inc.Source == "" || inc.Param == "" {
+		return "", nil, invalid("_revinclude needs a source type and a parameter")
+	}
+	var targets []*fhir.Resource
+	for _, r := range page {
+		if inc.Target == "" || r.Type == inc.Target {
+			targets = append(targets, r)
+		}
+	}
+	b := &builder{d: d}
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE r.tenant = ", b.arg(tenant),
+		" AND r.type = ", b.arg(inc.Source), " AND r.deleted = 0 AND ")
+	if len(targets) == 0 {
+		b.w("1 = 0")
+	} else {
+		b.w("r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(inc.Source),
+			" AND x.param = ", b.arg(inc.Param), " AND (")
+		for i, t := range targets {
+			if i > 0 {
+				b.w(" OR ")
+			}
+			b.w("(x.ref_type = ", b.arg(t.Type), " AND x.ref_id = ", b.arg(t.ID), ")")
+		}
+		b.w("))")
+	}
+	b.w(" ORDER BY r.id LIMIT ", b.arg(int64(MaxIncluded)))
+	s, a := b.result()
+	return s, a, nil
+}
+
+// LastN compiles Observation/$lastn over the matches of q: for each distinct
+// (system, code) of the "code" token parameter, the max newest by the "date"
+// parameter (ties by last_updated desc, then id). Rows come ordered by code
+// group and newest first within it; a resource in several groups appears
+// once per group (the caller keeps the first).
+func LastN(d Dialect, tenant string, q *fhir.Query, max int) (string, []any, error) {
+	if max < 1 {
+		return "", nil, invalid("$lastn max must be at least 1")
+	}
+	b := &builder{d: d}
+	// COALESCE keeps SQLite from answering MAX with the (param, hi)
+	// index scan instead of probing this resource's rows.
+	b.w("WITH m AS (SELECT r.id, r.last_updated, (SELECT MAX(COALESCE(x.hi, x.hi)) FROM idx_date x WHERE x.tenant = ", b.arg(tenant),
+		" AND x.type = ", b.arg(q.Type), " AND x.id = r.id AND x.param = ", b.arg("date"), ") AS hi FROM resources r WHERE ")
+	if err := where(b, tenant, q); err != nil {
+		return "", nil, err
+	}
+	b.w("), g AS (SELECT m.id, c.system, c.code, row_number() OVER (PARTITION BY c.system, c.code ORDER BY m.hi DESC NULLS LAST, m.last_updated DESC, m.id) AS rn",
+		" FROM m JOIN idx_token c ON c.tenant = ", b.arg(tenant), " AND c.type = ", b.arg(q.Type), " AND c.id = m.id AND c.param = ", b.arg("code"), ")")
+	b.w(" SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM g JOIN resources r ON r.tenant = ", b.arg(tenant),
+		" AND r.type = ", b.arg(q.Type), " AND r.id = g.id WHERE g.rn <= ", b.arg(int64(max)),
+		" ORDER BY g.system, g.code, g.rn")
+	s, a := b.result()
+	return s, a, nil
+}
+
+// History compiles a _history read over resource_versions: newest first
+// (last_updated desc, then type, id, version desc), LIMIT hq.Count+1 OFFSET
+// hq.Offset. Since is inclusive; At keeps, per resource, the version current
+// at that instant.
+func History(d Dialect, tenant string, hq *fhir.HistoryQuery) (string, []any, error) {
+	b := &builder{d: d}
+	b.w("SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.body FROM resource_versions v WHERE ")
+	if err := historyWhere(b, tenant, hq); err != nil {
+		return "", nil, err
+	}
+	b.w(" ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT ", b.arg(int64(max(hq.Count, 0)+1)),
+		" OFFSET ", b.arg(int64(max(hq.Offset, 0))))
+	s, a := b.result()
+	return s, a, nil
+}
+
+// HistoryCount compiles the number of versions History selects without paging.
+func HistoryCount(d Dialect, tenant string, hq *fhir.HistoryQuery) (string, []any, error) {
+	b := &builder{d: d}
+	b.w("SELECT COUNT(*) FROM resource_versions v WHERE ")
+	if err := historyWhere(b, tenant, hq); err != nil {
+		return "", nil, err
+	}
+	s, a := b.result()
+	return s, a, nil
+}
+
+func historyWhere(b *builder, tenant string, hq *fhir.HistoryQuery) error {
+	if hq.ID != "" && hq.Type == "" {
+		return invalid("instance history needs a resource type")
+	}
+	b.w("v.tenant = ", b.arg(tenant))
+	if hq.Type != "" {
+		b.w(" AND v.type = ", b.arg(hq.Type))
+	}
+	if hq.ID != "" {
+		b.w(" AND v.id = ", b.arg(hq.ID))
+	}
+	if !hq.Since.IsZero() {
+		b.w(" AND v.last_updated >= ", b.arg(Micros(hq.Since)))
+	}
+	if !hq.At.IsZero() {
+		at := Micros(hq.At)
+		b.w(" AND v.last_updated <= ", b.arg(at),
+			" AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id",
+			" AND w.version > v.version AND w.last_updated <= ", b.arg(at), ")")
+	}
+	return nil
+}
+
+// String renders a statement for test failure messages (never for logs:
+// arguments may hold patient data).
+func (s Stmt) String() string { return fmt.Sprintf("%s %v", s.SQL, s.Args) }
