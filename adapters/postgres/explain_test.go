@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/storesql"
 )
 
@@ -138,7 +139,7 @@ ORDER BY k.s1 DESC NULLS LAST, k.id`
 func bulkSeed(tb testing.TB, schema string, n, patients int) {
 	tb.Helper()
 	ctx := context.Background()
-	admin := adminConn(tb)
+	admin := pgtest.AdminConn(tb)
 	if _, err := admin.Exec(ctx, "SET search_path = "+schema); err != nil {
 		tb.Fatal(err)
 	}

@@ -2,12 +2,8 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -18,81 +14,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
-
-const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testDSN is the server the tests use: PULSEWIRE_TEST_POSTGRES or the local
-// development server.
-func testDSN() string {
-	if dsn := os.Getenv("PULSEWIRE_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return defaultTestDSN
-}
-
-// adminConn connects with the DSN's login role (no SET ROLE). When the server
-// is unreachable the test is skipped, or fails when CI is set.
-func adminConn(t testing.TB) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, testDSN())
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL not reachable (set PULSEWIRE_TEST_POSTGRES; default %s): %v", defaultTestDSN, err)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
-}
-
-// withSearchPath returns dsn with the search_path runtime parameter set.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("parsing test DSN: %v", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
-}
-
-// testSchema creates a fresh schema, dropped at cleanup, and returns a DSN
-// whose search_path is that schema.
-func testSchema(t testing.TB) (dsn, schema string) {
-	t.Helper()
-	admin := adminConn(t)
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema = "pw_test_" + hex.EncodeToString(rnd[:])
-	ctx := context.Background()
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, testDSN(), schema), schema
-}
 
 // openTestStore opens and migrates a store in a schema of its own. It is
 // closed before the schema is dropped (cleanups run last-in first-out).
 func openTestStore(t testing.TB) (*Store, string) {
 	t.Helper()
-	dsn, schema := testSchema(t)
+	dsn, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	s, err := Open(ctx, Config{DSN: dsn, MaxConns: 8})
 	if err != nil {
@@ -272,7 +202,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	mustPut(t, s, "a", &fhir.Write{Type: "Observation", ID: "o1", Body: obsBody("final"),
 		Index: []fhir.IndexEntry{{Param: "status", Type: fhir.ParamToken, Code: "final"}}})
 
-	conn := adminConn(t)
+	conn := pgtest.AdminConn(t)
 	if _, err := conn.Exec(ctx, "SET search_path = "+schema); err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +497,7 @@ func TestTxRetriesDeadlock(t *testing.T) {
 // TestMigrate: running Migrate again, and from several stores at once, is fine.
 func TestMigrate(t *testing.T) {
 	t.Parallel()
-	dsn, schema := testSchema(t)
+	dsn, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	var stores []*Store
 	for range 4 {
@@ -597,7 +527,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := adminConn(t).QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_migrations").Scan(&n); err != nil {
+	if err := pgtest.AdminConn(t).QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != len(ms) {
@@ -611,10 +541,10 @@ func TestMigrate(t *testing.T) {
 // TestRefusesBypassRole: a role that bypasses RLS is refused.
 func TestRefusesBypassRole(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := pgtest.Schema(t)
 	ctx := context.Background()
 	var super bool
-	if err := adminConn(t).QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+	if err := pgtest.AdminConn(t).QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
 		t.Fatal(err)
 	}
 	if !super {
@@ -637,7 +567,7 @@ func TestRefusesBypassRole(t *testing.T) {
 // openTestStoreConns is openTestStore with a pool of conns connections.
 func openTestStoreConns(tb testing.TB, conns int32) (*Store, string) {
 	tb.Helper()
-	dsn, schema := testSchema(tb)
+	dsn, schema := pgtest.Schema(tb)
 	ctx := context.Background()
 	s, err := Open(ctx, Config{DSN: dsn, MaxConns: conns})
 	if err != nil {

@@ -99,8 +99,14 @@ func TestMetadataListsSupportedTypes(t *testing.T) {
 // TestSampleDataAndTenantIsolation loads the sample data set into one tenant
 // through the API and checks it is searchable there and invisible in the other.
 func TestSampleDataAndTenantIsolation(t *testing.T) {
+	for _, b := range servertest.Backends {
+		t.Run(b.Name, func(t *testing.T) { testSampleDataAndTenantIsolation(t, b.Option(t)) })
+	}
+}
+
+func testSampleDataAndTenantIsolation(t *testing.T, backend servertest.Option) {
 	var logs syncBuffer
-	s := servertest.Start(t, servertest.WithLogger(&logs))
+	s := servertest.Start(t, backend, servertest.WithLogger(&logs))
 	ctx := context.Background()
 	opts := sample.Options{Tenant: "acme", Patients: 2, Hours: 2}
 	n, err := sample.Load(ctx, s.FHIRBase("acme"), opts)

@@ -29,7 +29,13 @@ func TestOfficialExamplesThroughREST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := servertest.Start(t)
+	for _, b := range servertest.Backends {
+		t.Run(b.Name, func(t *testing.T) { roundTripExamples(t, exs, b.Option(t)) })
+	}
+}
+
+func roundTripExamples(t *testing.T, exs []examples.Example, backend servertest.Option) {
+	s := servertest.Start(t, backend)
 	base := s.FHIRBase("acme")
 	ran := 0
 	for _, ex := range exs {

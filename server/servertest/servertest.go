@@ -11,6 +11,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/app"
 )
 
@@ -25,6 +26,24 @@ type Option func(*app.Config)
 
 // WithPostgres runs the server on PostgreSQL at dsn instead of SQLite.
 func WithPostgres(dsn string) Option { return func(c *app.Config) { c.PostgresDSN = dsn } }
+
+// Postgres runs the server on a fresh schema of the local test PostgreSQL
+// (see adapters/postgres/pgtest: skipped when unreachable, failed under CI).
+func Postgres(t testing.TB) Option {
+	t.Helper()
+	dsn, _ := pgtest.Schema(t)
+	return WithPostgres(dsn)
+}
+
+// Backends are the store options every end-to-end test that takes a
+// backend runs with: the embedded default and PostgreSQL.
+var Backends = []struct {
+	Name   string
+	Option func(testing.TB) Option
+}{
+	{"sqlite", func(testing.TB) Option { return func(*app.Config) {} }},
+	{"postgres", Postgres},
+}
 
 // WithMaxBody sets the request body limit.
 func WithMaxBody(n int64) Option { return func(c *app.Config) { c.MaxBodyBytes = n } }
