@@ -6,7 +6,7 @@ EXAMPLES  ?= $(CURDIR)/.cache/fhir-examples
 STATICCHECK_VERSION = v0.8.2
 export PULSEWIRE_EXAMPLES = $(EXAMPLES)
 
-.PHONY: run sample test test-short lint generate fetch-examples services bench build clean
+.PHONY: run sample test test-short lint generate fetch-examples services bench build clean fuzz
 
 ## run: start the server on the embedded default (SQLite in ./data, in-process cache)
 run:
@@ -49,6 +49,14 @@ services:
 ## bench: load benchmarks against a server on PostgreSQL (see README)
 bench: services
 	$(GO) run ./server/cmd/pwbench
+
+## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME); done
 
 clean:
 	rm -rf bin .cache

@@ -21,7 +21,7 @@ import (
 //     array: google/fhir drops `{}`, `[]` and `null` members.
 //
 // body must already be valid JSON. lint returns at most maxLint problems,
-// with element paths rooted at typ; it allocates only to report them.
+// with element paths rooted at typ.
 func lint(body []byte, typ string) []problem {
 	l := linter{b: body, typ: typ}
 	l.value(0, false)

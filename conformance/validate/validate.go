@@ -54,7 +54,7 @@ const maxReported = 10
 type Validator struct {
 	um    *jsonformat.Unmarshaller
 	m     *jsonformat.Marshaller
-	types map[string]bool // the R4 resource type names
+	types map[string]protoreflect.MessageDescriptor // the R4 resources by type name
 }
 
 // New returns a Validator for FHIR R4 (4.0.1).
@@ -71,11 +71,11 @@ func New() (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating R4 marshaller: %w", err)
 	}
-	types := map[string]bool{}
+	types := map[string]protoreflect.MessageDescriptor{}
 	fields := (&rpb.ContainedResource{}).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource").Fields()
 	for i := 0; i < fields.Len(); i++ {
 		if md := fields.Get(i).Message(); md != nil {
-			types[string(md.Name())] = true
+			types[string(md.Name())] = md
 		}
 	}
 	return &Validator{um: um, m: m, types: types}, nil
@@ -128,7 +128,8 @@ func (v *Validator) Validate(body []byte) (typ, id string, canonical []byte, err
 	if rt == "" {
 		return "", "", nil, fhir.Errorf(fhir.KindInvalid, "resourceType is empty").WithCode(fhir.IssueStructure).At("resourceType")
 	}
-	if !v.types[rt] {
+	root, ok := v.types[rt]
+	if !ok {
 		return "", "", nil, fhir.Errorf(fhir.KindNotSupported, "resourceType is not an R4 resource type").At("resourceType")
 	}
 
@@ -136,7 +137,7 @@ func (v *Validator) Validate(body []byte) (typ, id string, canonical []byte, err
 		return "", "", nil, unprocessable(ps)
 	}
 
-	var rep reporter
+	rep := reporter{root: root}
 	msg, perr := v.um.UnmarshalWithErrorReporter(body, &rep)
 	if perr != nil {
 		return "", "", nil, parseError(perr)
@@ -170,10 +171,13 @@ type problem struct {
 
 // reporter collects google/fhir's validation findings (required elements,
 // reference types, primitive formats).
-type reporter struct{ problems []problem }
+type reporter struct {
+	root     protoreflect.MessageDescriptor // the resource validated
+	problems []problem
+}
 
 func (r *reporter) ReportValidationError(path string, err error) error {
-	r.problems = append(r.problems, problemsAt(path, err)...)
+	r.problems = append(r.problems, problemsAt(fhirPath(r.root, path), err)...)
 	return nil
 }
 
@@ -398,7 +402,12 @@ func validateContained(res protoreflect.Message, typ string, rep *reporter) *fhi
 				Wrap(fmt.Errorf("unpacking contained resource %d: %w", i, err))
 		}
 		prefix := fmt.Sprintf("%s.contained[%d]", typ, i)
-		sub := &prefixReporter{prefix: prefix, rep: rep}
+		inner, ok := resourceOf(&cr)
+		if !ok {
+			return fhir.Errorf(fhir.KindInternal, "validating contained resources").
+				Wrap(fmt.Errorf("contained resource %d is empty", i))
+		}
+		sub := &prefixReporter{prefix: prefix, root: inner.Descriptor(), rep: rep}
 		if err := fhirvalidate.ValidateWithErrorReporter(&cr, sub); err != nil {
 			// Not a finding but a failure of the walk; its text may quote
 			// values.
@@ -414,18 +423,69 @@ func validateContained(res protoreflect.Message, typ string, rep *reporter) *fhi
 // ("Observation.contained[0].status").
 type prefixReporter struct {
 	prefix string
+	root   protoreflect.MessageDescriptor // the contained resource
 	rep    *reporter
 }
 
 func (p *prefixReporter) ReportValidationError(path string, err error) error {
+	path = fhirPath(p.root, path)
 	rebased := p.prefix
 	if i := strings.IndexByte(path, '.'); i >= 0 {
 		rebased += path[i:]
 	}
-	return p.rep.ReportValidationError(rebased, err)
+	p.rep.problems = append(p.rep.problems, problemsAt(rebased, err)...)
+	return nil
 }
 
 func (p *prefixReporter) ReportValidationWarning(string, error) error { return nil }
+
+// fhirPath turns a path google/fhir's validation walk reports, made of its
+// proto field names, into the FHIR element path: a choice element appears
+// there as "value.string" and is "valueString" in FHIR JSON and FHIRPath.
+// root describes the resource at the start of the path.
+func fhirPath(root protoreflect.MessageDescriptor, path string) string {
+	segs := strings.Split(path, ".")
+	if len(segs) < 2 || root == nil {
+		return path
+	}
+	out := make([]string, 1, len(segs))
+	out[0] = segs[0]
+	md := root
+	for i := 1; i < len(segs); i++ {
+		name, idx := splitIndex(segs[i])
+		var f protoreflect.FieldDescriptor
+		if md != nil {
+			f = md.Fields().ByJSONName(name)
+		}
+		if f == nil || f.Message() == nil {
+			out = append(out, segs[i])
+			md = nil
+			continue
+		}
+		md = f.Message()
+		if md.Oneofs().ByName("choice") != nil && idx == "" && i+1 < len(segs) && segs[i+1] != "" && segs[i+1][0] != '[' {
+			typ, tidx := splitIndex(segs[i+1])
+			out = append(out, name+strings.ToUpper(typ[:1])+typ[1:]+tidx)
+			i++
+			if cf := md.Fields().ByJSONName(typ); cf != nil {
+				md = cf.Message()
+			} else {
+				md = nil
+			}
+			continue
+		}
+		out = append(out, segs[i])
+	}
+	return strings.Join(out, ".")
+}
+
+// splitIndex splits "component[0]" into "component" and "[0]".
+func splitIndex(seg string) (name, index string) {
+	if j := strings.IndexByte(seg, '['); j >= 0 {
+		return seg[:j], seg[j:]
+	}
+	return seg, ""
+}
 
 // containedEntry matches the first contained entry of a path, e.g.
 // "Observation.contained[0]".

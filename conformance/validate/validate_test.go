@@ -201,6 +201,13 @@ func TestErrors(t *testing.T) {
 		{"null placeholder in primitive array", `{"resourceType":"Patient","name":[{"given":["Ann",null],
 			"_given":[null,{"extension":[{"url":"http://example.org/x","valueString":"y"}]}]}]}`,
 			fhir.KindUnprocessable, fhir.IssueValue, []string{"Patient.name[0]._given[0]", "Patient.name[0].given[1]"}},
+		{"control character in a choice element", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"Jane\u0001"}`,
+			fhir.KindUnprocessable, fhir.IssueValue, []string{"Observation.valueString"}},
+		{"missing element inside a choice element", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueRatio":{"numerator":{"extension":[{"valueString":"Jane"}]}}}`,
+			fhir.KindUnprocessable, fhir.IssueRequired, []string{"Observation.valueRatio.numerator.extension[0].url"}},
+		{"choice element in contained", `{"resourceType":"Observation","status":"final","code":{"text":"x"},
+			"contained":[{"resourceType":"Observation","status":"final","code":{"text":"x"},"effectiveTiming":{"event":["2020-01-01"],"repeat":{"boundsPeriod":{"extension":[{"valueString":"Jane"}]}}}}]}`,
+			fhir.KindUnprocessable, fhir.IssueRequired, []string{"Observation.contained[0].effectiveTiming.repeat.boundsPeriod.extension[0].url"}},
 		{"control character", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Doe\\u0001\"}]}",
 			fhir.KindUnprocessable, fhir.IssueValue, []string{"Patient.name[0].family"}},
 	}
