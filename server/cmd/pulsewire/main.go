@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args, getenv, stdout, stderr)
 	case "tenant":
 		if len(args) == 0 || args[0] != "add" {
-			return fmt.Errorf("usage: pulsewire tenant add NAME")
+			return fmt.Errorf("usage: pulsewire tenant add NAME [NAME ...]")
 		}
 		return tenantAdd(ctx, args[1:], getenv, stdout, stderr)
 	case "load-sample":
@@ -187,7 +187,7 @@ func tenantAdd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: pulsewire tenant add NAME...")
+		return fmt.Errorf("usage: pulsewire tenant add NAME [NAME ...]")
 	}
 	s, err := app.OpenStore(ctx, cfg)
 	if err != nil {
