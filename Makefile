@@ -23,6 +23,8 @@ build:
 ## test: the full suite; starts PostgreSQL/Redis when down (see .ci/services)
 test: services fetch-examples
 	$(GO) test -count=1 -timeout 20m ./...
+	@echo "REST suite again on PostgreSQL:"
+	PULSEWIRE_TEST_STORE=postgres $(GO) test -count=1 -timeout 10m ./server/rest
 
 ## test-short: the suite without the services and the examples corpus
 test-short:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pulsewire/pulsewire/adapters/postgres"
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/adapters/sqlite"
 	"github.com/pulsewire/pulsewire/conformance/validate"
 	"github.com/pulsewire/pulsewire/server/fhir"
@@ -73,11 +76,7 @@ func newServer(t *testing.T, opts ...func(*serverOpts)) *testServer {
 		f(&o)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pulsewire.db"))
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	for _, tn := range []string{"acme", "globex"} {
 		if err := st.EnsureTenant(ctx, tn); err != nil {
 			t.Fatalf("EnsureTenant: %v", err)
@@ -103,6 +102,37 @@ func newServer(t *testing.T, opts ...func(*serverOpts)) *testServer {
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, store: st, logs: logs}
+}
+
+// openStore opens the store the suite runs on: SQLite by default, or a fresh
+// PostgreSQL schema when PULSEWIRE_TEST_STORE=postgres (make test runs this
+// package both ways).
+func openStore(t *testing.T) fhir.Store {
+	t.Helper()
+	ctx := context.Background()
+	switch backend := os.Getenv("PULSEWIRE_TEST_STORE"); backend {
+	case "", "sqlite":
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pulsewire.db"))
+		if err != nil {
+			t.Fatalf("sqlite.Open: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	case "postgres":
+		dsn, _ := pgtest.Schema(t)
+		st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, MaxConns: 16})
+		if err != nil {
+			t.Fatalf("postgres.Open: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return st
+	default:
+		t.Fatalf("PULSEWIRE_TEST_STORE=%q: want sqlite or postgres", backend)
+		return nil
+	}
 }
 
 func (s *testServer) base(tenant string) string { return s.URL + "/t/" + tenant + "/fhir" }
