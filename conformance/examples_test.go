@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/pulsewire/pulsewire/conformance/examples"
@@ -16,13 +15,7 @@ func TestOfficialExamplesRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the examples corpus is not part of -short runs")
 	}
-	dir := examples.DefaultDir()
-	if _, err := os.Stat(dir); dir == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("official examples not found in %q: run `%s` first", dir, examples.FetchTarget)
-		}
-		t.Skipf("official examples not found in %q: run `%s` to fetch them", dir, examples.FetchTarget)
-	}
+	dir := examples.RequireDir(t)
 	exs, err := examples.Load(dir, examples.Types)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/pulsewire/pulsewire/conformance/examples"
@@ -18,13 +17,7 @@ import (
 // except meta.versionId and meta.lastUpdated, which the server owns. Known
 // failures are examples.Skip, each with its reason.
 func TestOfficialExamplesThroughREST(t *testing.T) {
-	dir := examples.DefaultDir()
-	if _, err := os.Stat(dir); dir == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("official examples not found in %q: run `%s` first", dir, examples.FetchTarget)
-		}
-		t.Skipf("official examples not found in %q: run `%s` to fetch them", dir, examples.FetchTarget)
-	}
+	dir := examples.RequireDir(t)
 	exs, err := examples.Load(dir, examples.Types)
 	if err != nil {
 		t.Fatal(err)

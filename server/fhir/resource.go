@@ -45,14 +45,14 @@ const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 // meta.lastUpdated set, keeping every other member (and other meta members)
 // and their order. resourceType stays first and id, meta follow it.
 func StampMeta(body []byte, id string, version int64, lastUpdated time.Time) ([]byte, error) {
-	members, err := objectMembers(body)
+	members, err := Members(body)
 	if err != nil {
 		return nil, err
 	}
-	var meta []member
+	var meta []Member
 	for _, m := range members {
-		if m.key == "meta" {
-			if meta, err = objectMembers(m.raw); err != nil {
+		if m.Key == "meta" {
+			if meta, err = Members(m.Value); err != nil {
 				return nil, fmt.Errorf("reading meta: %w", err)
 			}
 		}
@@ -61,37 +61,39 @@ func StampMeta(body []byte, id string, version int64, lastUpdated time.Time) ([]
 	lu, _ := json.Marshal(lastUpdated.UTC().Format(TimeFormat))
 	meta = setMember(meta, "versionId", vid, 0)
 	meta = setMember(meta, "lastUpdated", lu, 1)
-	metaRaw := encodeMembers(meta)
+	metaRaw := EncodeMembers(meta)
 	idRaw, _ := json.Marshal(id)
 
-	out := make([]member, 0, len(members)+2)
+	out := make([]Member, 0, len(members)+2)
 	var rt json.RawMessage
 	for _, m := range members {
-		if m.key == "resourceType" {
-			rt = m.raw
+		if m.Key == "resourceType" {
+			rt = m.Value
 		}
 	}
 	if rt != nil {
-		out = append(out, member{"resourceType", rt})
+		out = append(out, Member{"resourceType", rt})
 	}
-	out = append(out, member{"id", idRaw}, member{"meta", metaRaw})
+	out = append(out, Member{"id", idRaw}, Member{"meta", metaRaw})
 	for _, m := range members {
-		switch m.key {
+		switch m.Key {
 		case "resourceType", "id", "meta":
 			continue
 		}
 		out = append(out, m)
 	}
-	return encodeMembers(out), nil
+	return EncodeMembers(out), nil
 }
 
-type member struct {
-	key string
-	raw json.RawMessage
+// Member is one member of a JSON object, its value kept as raw JSON.
+type Member struct {
+	Key   string
+	Value json.RawMessage
 }
 
-// objectMembers decodes a JSON object into its members in document order.
-func objectMembers(b []byte) ([]member, error) {
+// Members decodes a JSON object into its members in document order, leaving
+// every value as it was written (so decimals keep their precision).
+func Members(b []byte) ([]Member, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
 	if err != nil {
@@ -100,7 +102,7 @@ func objectMembers(b []byte) ([]member, error) {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	var ms []member
+	var ms []Member
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -111,7 +113,7 @@ func objectMembers(b []byte) ([]member, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, err
 		}
-		ms = append(ms, member{key, raw})
+		ms = append(ms, Member{key, raw})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, err
@@ -121,9 +123,9 @@ func objectMembers(b []byte) ([]member, error) {
 
 // setMember puts key at position pos with value raw, removing any earlier
 // member of that name.
-func setMember(ms []member, key string, raw json.RawMessage, pos int) []member {
+func setMember(ms []Member, key string, raw json.RawMessage, pos int) []Member {
 	for i := range ms {
-		if ms[i].key == key {
+		if ms[i].Key == key {
 			ms = append(ms[:i], ms[i+1:]...)
 			break
 		}
@@ -131,23 +133,24 @@ func setMember(ms []member, key string, raw json.RawMessage, pos int) []member {
 	if pos > len(ms) {
 		pos = len(ms)
 	}
-	ms = append(ms, member{})
+	ms = append(ms, Member{})
 	copy(ms[pos+1:], ms[pos:])
-	ms[pos] = member{key, raw}
+	ms[pos] = Member{key, raw}
 	return ms
 }
 
-func encodeMembers(ms []member) json.RawMessage {
+// EncodeMembers writes members as a JSON object, in order.
+func EncodeMembers(ms []Member) json.RawMessage {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, m := range ms {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(m.key)
+		k, _ := json.Marshal(m.Key)
 		b.Write(k)
 		b.WriteByte(':')
-		b.Write(m.raw)
+		b.Write(m.Value)
 	}
 	b.WriteByte('}')
 	return b.Bytes()

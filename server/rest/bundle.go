@@ -398,34 +398,34 @@ func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, b
 	}
 	switch t[0] {
 	case '{':
-		ms, err := objectMembers(t)
+		ms, err := fhir.Members(t)
 		if err != nil {
 			return nil, false, err
 		}
 		changed := false
 		for i, m := range ms {
-			if m.key == "reference" {
+			if m.Key == "reference" {
 				var s string
-				if json.Unmarshal(m.raw, &s) == nil {
+				if json.Unmarshal(m.Value, &s) == nil {
 					if r, ok := ids[s]; ok {
-						ms[i].raw, _ = marshal(r)
+						ms[i].Value, _ = marshal(r)
 						changed = true
 					}
 				}
 				continue
 			}
-			nr, c, err := rewriteRefs(m.raw, ids)
+			nr, c, err := rewriteRefs(m.Value, ids)
 			if err != nil {
 				return nil, false, err
 			}
 			if c {
-				ms[i].raw, changed = nr, true
+				ms[i].Value, changed = nr, true
 			}
 		}
 		if !changed {
 			return raw, false, nil
 		}
-		return encodeMembers(ms), true, nil
+		return fhir.EncodeMembers(ms), true, nil
 	case '[':
 		var items []json.RawMessage
 		if err := json.Unmarshal(t, &items); err != nil {

@@ -252,11 +252,18 @@ func (a *API) create(c *echo.Context) error {
 			return err
 		}
 	}
+	return a.write(c, func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error) {
+		return a.createIn(ctx, tx, tenant, p, cond)
+	})
+}
+
+// write runs one write in its own transaction and sends the result.
+func (a *API) write(c *echo.Context, fn func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error)) error {
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
 	var out writeOutcome
-	err = a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
+	err := a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
 		var err error
-		out, err = a.createIn(ctx, tx, tenant, p, cond)
+		out, err = fn(ctx, tx, tenant)
 		return err
 	})
 	if err != nil {
@@ -291,17 +298,9 @@ func (a *API) update(c *echo.Context) error {
 	if p.id != id {
 		return fhir.Errorf(fhir.KindInvalid, "resource id does not match the id in the URL").At(typ + ".id")
 	}
-	ctx, tenant := c.Request().Context(), c.Param("tenant")
-	var out writeOutcome
-	err = a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
-		var err error
-		out, err = a.updateIn(ctx, tx, p, id, ifMatch)
-		return err
+	return a.write(c, func(ctx context.Context, tx fhir.Tx, _ string) (writeOutcome, error) {
+		return a.updateIn(ctx, tx, p, id, ifMatch)
 	})
-	if err != nil {
-		return err
-	}
-	return a.writeResult(c, out.res, out.status(), out.created)
 }
 
 func (a *API) conditionalUpdate(c *echo.Context) error {
@@ -325,17 +324,9 @@ func (a *API) conditionalUpdate(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, tenant := c.Request().Context(), c.Param("tenant")
-	var out writeOutcome
-	err = a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
-		var err error
-		out, err = a.conditionalUpdateIn(ctx, tx, tenant, p, cond, ifMatch)
-		return err
+	return a.write(c, func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error) {
+		return a.conditionalUpdateIn(ctx, tx, tenant, p, cond, ifMatch)
 	})
-	if err != nil {
-		return err
-	}
-	return a.writeResult(c, out.res, out.status(), out.created)
 }
 
 func (a *API) read(c *echo.Context) error {

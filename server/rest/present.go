@@ -3,7 +3,6 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
@@ -43,7 +42,7 @@ func present(body []byte, typ, summary string, elements []string) ([]byte, error
 	if (summary == "" || summary == "false") && len(elements) == 0 {
 		return body, nil
 	}
-	members, err := objectMembers(body)
+	members, err := fhir.Members(body)
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindInternal, "reading stored resource").Wrap(err)
 	}
@@ -76,27 +75,27 @@ func present(body []byte, typ, summary string, elements []string) ([]byte, error
 	default:
 		return body, nil
 	}
-	out := make([]member, 0, len(members)+1)
+	out := make([]fhir.Member, 0, len(members)+1)
 	hasMeta := false
 	for _, m := range members {
-		if !keep(m.key) {
+		if !keep(m.Key) {
 			continue
 		}
-		if m.key == "meta" {
+		if m.Key == "meta" {
 			hasMeta = true
-			meta, err := addSubsetted(m.raw)
+			meta, err := addSubsetted(m.Value)
 			if err != nil {
 				return nil, fhir.Errorf(fhir.KindInternal, "reading stored meta").Wrap(err)
 			}
-			m.raw = meta
+			m.Value = meta
 		}
 		out = append(out, m)
 	}
 	if !hasMeta {
 		meta, _ := addSubsetted(json.RawMessage(`{}`))
-		out = append(out, member{"meta", meta})
+		out = append(out, fhir.Member{Key: "meta", Value: meta})
 	}
-	return encodeMembers(out), nil
+	return fhir.EncodeMembers(out), nil
 }
 
 // matchesAny reports whether the JSON key k is one of the element names:
@@ -117,16 +116,16 @@ func matchesAny(k string, names []string) bool {
 }
 
 func addSubsetted(meta json.RawMessage) (json.RawMessage, error) {
-	ms, err := objectMembers(meta)
+	ms, err := fhir.Members(meta)
 	if err != nil {
 		return nil, err
 	}
 	for i, m := range ms {
-		if m.key != "tag" {
+		if m.Key != "tag" {
 			continue
 		}
 		var tags []json.RawMessage
-		if err := json.Unmarshal(m.raw, &tags); err != nil {
+		if err := json.Unmarshal(m.Value, &tags); err != nil {
 			return nil, err
 		}
 		for _, t := range tags {
@@ -135,59 +134,9 @@ func addSubsetted(meta json.RawMessage) (json.RawMessage, error) {
 			}
 		}
 		tags = append(tags, subsettedTag)
-		ms[i].raw, _ = marshal(tags)
-		return encodeMembers(ms), nil
+		ms[i].Value, _ = marshal(tags)
+		return fhir.EncodeMembers(ms), nil
 	}
-	ms = append(ms, member{"tag", json.RawMessage(`[` + string(subsettedTag) + `]`)})
-	return encodeMembers(ms), nil
-}
-
-type member struct {
-	key string
-	raw json.RawMessage
-}
-
-// objectMembers decodes a JSON object into its members in document order.
-func objectMembers(b []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("not a JSON object")
-	}
-	var ms []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		ms = append(ms, member{key, raw})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	return ms, nil
-}
-
-func encodeMembers(ms []member) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, m := range ms {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := marshal(m.key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(m.raw)
-	}
-	b.WriteByte('}')
-	return b.Bytes()
+	ms = append(ms, fhir.Member{Key: "tag", Value: json.RawMessage(`[` + string(subsettedTag) + `]`)})
+	return fhir.EncodeMembers(ms), nil
 }
