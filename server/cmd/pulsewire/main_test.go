@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 )
 
 func TestVersionAndUnknownCommand(t *testing.T) {
@@ -77,5 +79,40 @@ func TestServeFromEnvironment(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop within 20 s of cancellation")
+	}
+}
+
+// TestMigrateAndTenantAddOnPostgres runs the operator commands against a
+// fresh PostgreSQL schema: migrate twice (idempotent), then register a tenant.
+func TestMigrateAndTenantAddOnPostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	env := func(k string) string {
+		if k == "PULSEWIRE_POSTGRES_DSN" {
+			return dsn
+		}
+		return ""
+	}
+	ctx := context.Background()
+	for i := range 2 {
+		var out bytes.Buffer
+		if err := run(ctx, []string{"migrate"}, env, &out, io.Discard); err != nil {
+			t.Fatalf("migrate #%d: %v", i+1, err)
+		}
+		if !strings.Contains(out.String(), "migrations applied") {
+			t.Errorf("migrate printed %q", out.String())
+		}
+	}
+	if err := run(ctx, []string{"tenant", "add", "clinic-b"}, env, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"tenant", "add", "Not_Valid"}, env, io.Discard, io.Discard); err == nil {
+		t.Error("invalid tenant name accepted")
+	}
+	var n int
+	if err := pgtest.AdminConn(t).QueryRow(ctx, "SELECT count(*) FROM "+schema+".tenants WHERE id = 'clinic-b'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("tenant rows: %d, want 1", n)
 	}
 }
