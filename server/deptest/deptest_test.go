@@ -26,7 +26,7 @@ var rules = []rule{
 	{pkg: "server/fhir", exact: true, stdlib: true, why: "the core vocabulary depends on nothing"},
 	{pkg: "server/search", stdlib: true, allow: []string{"server/fhir"}, allowExt: []string{"golang.org/x/text/"},
 		why: "search parsing and extraction is pure (x/text only normalizes strings)"},
-	{pkg: "server/storesql", stdlib: true, allow: []string{"server/fhir"}, why: "the SQL compiler is pure; the stores do the I/O"},
+	{pkg: "server/storesql", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "the SQL compiler is pure; the stores do the I/O"},
 	{pkg: "mappings/", stdlib: true, allow: []string{"server/fhir", "mappings/"}, why: "mappings are pure translation, no I/O"},
 	{pkg: "server/rest", forbid: []string{"adapters/", "conformance", "server/app"}, why: "handlers see the store contract, not a database"},
 	{pkg: "adapters/", forbid: []string{"server/rest", "server/app", "server/search", "conformance"}, why: "an adapter knows one outside system and the core"},

@@ -4,6 +4,7 @@
 //	pulsewire migrate       apply database migrations and exit
 //	pulsewire tenant add T  register a tenant
 //	pulsewire load-sample   load synthetic sample data into a running server
+//	pulsewire mapping test  show the FHIR resources a device payload maps to
 //
 // main only parses flags and environment into an app.Config and wires; see
 // package server/app. Every flag has an environment variable (12-factor).
@@ -25,6 +26,8 @@ import (
 	"time"
 
 	"github.com/pulsewire/pulsewire/fixtures/sample"
+	"github.com/pulsewire/pulsewire/mappings/device"
+	"github.com/pulsewire/pulsewire/mappings/mappingcli"
 	"github.com/pulsewire/pulsewire/server/app"
 )
 
@@ -47,6 +50,7 @@ commands:
   migrate      apply database migrations and exit
   tenant add   register tenants: pulsewire tenant add NAME...
   load-sample  load synthetic sample data into a running server
+  mapping test show what a device payload maps to, or why it does not match
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.
@@ -69,6 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tenantAdd(ctx, args[1:], getenv, stdout, stderr)
 	case "load-sample":
 		return loadSample(ctx, args, getenv, stdout, stderr)
+	case "mapping":
+		if len(args) == 0 || args[0] != "test" {
+			return fmt.Errorf("usage: pulsewire mapping test [--template FILE] --payload FILE")
+		}
+		return mappingTest(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pulsewire", app.Version)
 		return nil
@@ -224,4 +233,52 @@ func loadSample(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "tenant %s: %d resources loaded\n", t, n)
 	}
 	return nil
+}
+
+// mappingTest prints the FHIR resources a device payload maps to with the
+// built-in templates (or one template file), or exactly why it does not match.
+func mappingTest(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mapping test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tplPath := fs.String("template", "", "a template file (JSON); default: the built-in templates")
+	payloadPath := fs.String("payload", "", "the device payload file (JSON); - reads standard input")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *payloadPath == "" {
+		return fmt.Errorf("usage: pulsewire mapping test [--template FILE] --payload FILE")
+	}
+	var payload []byte
+	var err error
+	if *payloadPath == "-" {
+		payload, err = io.ReadAll(os.Stdin)
+	} else {
+		payload, err = os.ReadFile(*payloadPath)
+	}
+	if err != nil {
+		return fmt.Errorf("reading payload: %w", err)
+	}
+	set, err := device.Builtin()
+	if err != nil {
+		return fmt.Errorf("loading built-in templates: %w", err)
+	}
+	if *tplPath != "" {
+		b, err := os.ReadFile(*tplPath)
+		if err != nil {
+			return fmt.Errorf("reading template: %w", err)
+		}
+		t, err := device.ParseTemplate(*tplPath, b)
+		if err != nil {
+			return err
+		}
+		if set, err = device.NewTemplates(t); err != nil {
+			return err
+		}
+	}
+	resources, report, err := mappingcli.Explain(set, payload)
+	for _, r := range resources {
+		fmt.Fprintf(stdout, "%s\n", r)
+	}
+	fmt.Fprint(stdout, report)
+	return err
 }

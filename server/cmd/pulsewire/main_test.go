@@ -116,3 +116,22 @@ func TestMigrateAndTenantAddOnPostgres(t *testing.T) {
 		t.Errorf("tenant rows: %d, want 1", n)
 	}
 }
+
+func TestMappingTest(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"mapping", "test", "--payload", "../../../mappings/mappingcli/testdata/gateway-multi.payload.json"}, noEnv, &out, io.Discard)
+	if err != nil {
+		t.Fatalf("a payload that maps: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{`"resourceType": "Observation"`, "matched   template heartrate", "matched   template bloodpressure"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"mapping", "test", "--payload", "../../../mappings/mappingcli/testdata/bad-time.payload.json"}, noEnv, &out, io.Discard)
+	if err == nil || !strings.Contains(out.String(), "not an RFC 3339 time") {
+		t.Errorf("a payload with a bad time: err %v, output:\n%s", err, out.String())
+	}
+}
