@@ -54,7 +54,8 @@ bench: services
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate
+FUZZ_TARGETS = ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate \
+  ./mappings/device:FuzzEvaluate ./mappings/device:FuzzExpression
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
