@@ -322,9 +322,9 @@ func TestTransientErrorRedelivers(t *testing.T) {
 	if calls[failing] != 2 {
 		t.Errorf("failing reading handled %d times, want 2 (fail, then redelivered)", calls[failing])
 	}
-	for k, v := range ok {
-		if v < 1 {
-			t.Errorf("reading %s never succeeded", k)
+	for _, w := range want {
+		if ok[string(w)] < 1 {
+			t.Errorf("reading %s never succeeded", w)
 		}
 	}
 	st := s.Stats()
