@@ -93,34 +93,67 @@ func BuildDecoded(p Profile, r *Resources, opts Options) (*hl7v2.Message, error)
 	if err != nil {
 		return nil, err
 	}
+	var mds Coding
+	hasMDS := false
+	if *s.DeviceRows && r.Device != nil && r.Device.Type != nil {
+		mds, hasMDS = first(r.Device.Type.Coding, systemMDC)
+	}
 
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	m := &hl7v2.Message{Delims: hl7v2.DefaultDelimiters, Segments: make([]*hl7v2.Segment, 0, 6+len(metrics))}
-	m.Segments = append(m.Segments, b.msh(now, opts.ControlID()))
-	pid, err := b.pid(r.Patient)
-	if err != nil {
+	nOBX := len(metrics)
+	if hasMDS {
+		nOBX++
+	}
+	b.a.init(nOBX, metrics)
+	m, segs := newMessage(4 + nOBX)
+	b.msh(&segs[0], now, opts.ControlID())
+	if err := b.pid(&segs[1], r.Patient); err != nil {
 		return nil, err
 	}
-	m.Segments = append(m.Segments, pid, b.pv1(r.Encounter, r.Location), b.obr(o))
+	b.pv1(&segs[2], r.Encounter, r.Location)
+	b.obr(&segs[3], o)
 	setID := 0
-	if *s.DeviceRows && r.Device != nil && r.Device.Type != nil {
-		if mds, ok := first(toCodings(r.Device.Type.Coding), systemMDC); ok {
-			setID++
-			m.Segments = append(m.Segments, b.mdsRow(setID, mds))
-		}
+	if hasMDS {
+		setID++
+		b.mdsRow(&segs[3+setID], setID, mds)
 	}
 	for i := range metrics {
 		setID++
-		obx, err := b.obx(setID, i+1, &metrics[i])
-		if err != nil {
+		if err := b.obx(&segs[3+setID], setID, i+1, &metrics[i]); err != nil {
 			return nil, err
 		}
-		m.Segments = append(m.Segments, obx)
 	}
 	return m, nil
+}
+
+// smallMessage is a message of up to eight segments (MSH, PID, PV1, OBR
+// and four OBX rows: most vital signs) in one allocation.
+type smallMessage struct {
+	m    hl7v2.Message
+	ptrs [8]*hl7v2.Segment
+	segs [8]hl7v2.Segment
+}
+
+// newMessage returns a message of n segments and the segments.
+func newMessage(n int) (*hl7v2.Message, []hl7v2.Segment) {
+	var m *hl7v2.Message
+	var ptrs []*hl7v2.Segment
+	var segs []hl7v2.Segment
+	if n <= 8 {
+		x := new(smallMessage)
+		// Capacities capped: a caller appending a segment gets a new array.
+		m, ptrs, segs = &x.m, x.ptrs[:n:n], x.segs[:n:n]
+	} else {
+		m, ptrs, segs = new(hl7v2.Message), make([]*hl7v2.Segment, n), make([]hl7v2.Segment, n)
+	}
+	for i := range segs {
+		ptrs[i] = &segs[i]
+	}
+	m.Delims, m.Segments = hl7v2.DefaultDelimiters, ptrs
+	return m, segs
 }
 
 // resultStatus maps Observation.status to OBX-11 (HL7 table 0085).
@@ -144,6 +177,7 @@ type builder struct {
 	status string
 	when   string
 	eui    string
+	a      arena
 }
 
 // metric is one OBX row to write.
@@ -151,15 +185,29 @@ type metric struct {
 	Metric
 	vital     *vocab.Vital
 	valueType string
-	value     []string // one per component of OBX-5 (NA: one per sample)
+	value     [3]string // OBX-5 components (NM, ST: one; CWE: three)
+	nValue    int
+	samples   []string // NA: one component per sample
 	units     *quantity
+}
+
+// values returns OBX-5's components.
+func (m *metric) values() []string {
+	if m.samples != nil {
+		return m.samples
+	}
+	return m.value[:m.nValue]
 }
 
 func (b *builder) metrics(o *Observation) ([]metric, error) {
 	out := make([]metric, 0, 1+len(o.Component))
 	add := func(path string, cc *codeableConcept, q *quantity, str *string, cv *codeableConcept, sd *sampledData) error {
-		m := metric{Metric: Metric{Codings: toCodings(cc.Coding), Path: path}}
-		if v, ok := vocab.ByCoding(vocabCodings(cc.Coding)); ok {
+		if q == nil && str == nil && cv == nil && sd == nil {
+			return nil
+		}
+		out = append(out, metric{Metric: Metric{Codings: cc.Coding, Path: path}})
+		m := &out[len(out)-1]
+		if v, ok := byCoding(cc.Coding); ok {
 			m.vital, m.VitalKey = v, v.Key
 		}
 		switch {
@@ -168,25 +216,22 @@ func (b *builder) metrics(o *Observation) ([]metric, error) {
 			if err != nil {
 				return fhir.Errorf(fhir.KindUnprocessable, "oru: the quantity has no numeric value").At(path + ".valueQuantity.value")
 			}
-			m.valueType, m.value, m.units = "NM", []string{n}, q
+			m.valueType, m.value[0], m.nValue, m.units = "NM", n, 1, q
 		case str != nil:
-			m.valueType, m.value = "ST", []string{*str}
+			m.valueType, m.value[0], m.nValue = "ST", *str, 1
 		case cv != nil:
 			c, ok := firstAny(cv.Coding)
 			if !ok {
 				return fhir.Errorf(fhir.KindUnprocessable, "oru: the coded value has no coding").At(path + ".valueCodeableConcept")
 			}
-			m.valueType, m.value = "CWE", []string{c.Code, c.Display, systemName(c.System)}
-		case sd != nil:
+			m.valueType, m.value, m.nValue = "CWE", [3]string{c.Code, c.Display, systemName(c.System)}, 3
+		default:
 			vals, err := samples(sd)
 			if err != nil {
 				return fhir.Errorf(fhir.KindUnprocessable, "oru: the sampled data cannot be read").At(path + ".valueSampledData").Wrap(err)
 			}
-			m.valueType, m.value, m.units = "NA", vals, &sd.Origin
-		default:
-			return nil
+			m.valueType, m.samples, m.units = "NA", vals, &sd.Origin
 		}
-		out = append(out, m)
 		return nil
 	}
 	if err := add("Observation", &o.Code, o.ValueQuantity, o.ValueString, o.ValueCodeableConcept, o.ValueSampledData); err != nil {
@@ -194,7 +239,10 @@ func (b *builder) metrics(o *Observation) ([]metric, error) {
 	}
 	for i := range o.Component {
 		c := &o.Component[i]
-		path := "Observation.component[" + strconv.Itoa(i) + "]"
+		if c.ValueQuantity == nil && c.ValueString == nil && c.ValueCodeableConcept == nil {
+			continue
+		}
+		path := componentPath(i)
 		if err := add(path, &c.Code, c.ValueQuantity, c.ValueString, c.ValueCodeableConcept, nil); err != nil {
 			return nil, err
 		}
@@ -205,46 +253,46 @@ func (b *builder) metrics(o *Observation) ([]metric, error) {
 	return out, nil
 }
 
-// comps returns a field of one repetition whose components are vals (one
-// subcomponent each). Trailing empties are trimmed by the encoder.
-func comps(vals ...string) hl7v2.Field {
-	r := make(hl7v2.Repetition, len(vals))
-	for i := range vals {
-		r[i] = hl7v2.Component(vals[i : i+1 : i+1])
-	}
-	return hl7v2.Field{r}
+var componentPaths = [...]string{
+	"Observation.component[0]", "Observation.component[1]", "Observation.component[2]", "Observation.component[3]",
+	"Observation.component[4]", "Observation.component[5]", "Observation.component[6]", "Observation.component[7]",
 }
 
-func hd(h HD) hl7v2.Field { return comps(h.Namespace, h.UniversalID, h.UniversalIDType) }
-
-func (b *builder) msh(now time.Time, controlID string) *hl7v2.Segment {
-	s := b.s
-	f := make([]hl7v2.Field, 21)
-	f[0] = hl7v2.FieldOf("|")
-	f[1] = hl7v2.FieldOf(hl7v2.DefaultDelimiters.EncodingCharacters())
-	f[2] = hd(s.SendingApplication)
-	f[3] = hd(s.SendingFacility)
-	f[4] = hd(s.ReceivingApplication)
-	f[5] = hd(s.ReceivingFacility)
-	f[6] = hl7v2.FieldOf(now.Format(hl7v2.TimeFormat))
-	f[8] = comps("ORU", "R01", "ORU_R01")
-	f[9] = hl7v2.FieldOf(controlID)
-	f[10] = hl7v2.FieldOf(s.ProcessingID)
-	f[11] = hl7v2.FieldOf(s.Version)
-	f[14] = hl7v2.FieldOf("AL")
-	f[15] = hl7v2.FieldOf("NE")
-	f[17] = hl7v2.FieldOf("UNICODE UTF-8")
-	f[20] = comps(ProfileID...)
-	return &hl7v2.Segment{Name: "MSH", Fields: f}
+// componentPath is the FHIR path of component i, for error messages.
+func componentPath(i int) string {
+	if i < len(componentPaths) {
+		return componentPaths[i]
+	}
+	return "Observation.component[" + strconv.Itoa(i) + "]"
 }
 
-// cx writes one identifier as CX: value^^^authority^type.
-func cx(value string, auth HD, typ string) hl7v2.Repetition {
-	return hl7v2.Repetition{
-		{value}, nil, nil,
-		{auth.Namespace, auth.UniversalID, auth.UniversalIDType},
-		{typ},
-	}
+// msh2 is MSH-2 of hl7v2.DefaultDelimiters.
+var msh2 = hl7v2.DefaultDelimiters.EncodingCharacters()
+
+func (b *builder) hd(h *HD) hl7v2.Field {
+	return b.a.field(h.Namespace, h.UniversalID, h.UniversalIDType)
+}
+
+func (b *builder) msh(seg *hl7v2.Segment, now time.Time, controlID string) {
+	s, a := b.s, &b.a
+	f := a.segment(mshFields)
+	f[0] = a.field("|")
+	f[1] = a.field(msh2)
+	f[2] = b.hd(&s.SendingApplication)
+	f[3] = b.hd(&s.SendingFacility)
+	f[4] = b.hd(&s.ReceivingApplication)
+	f[5] = b.hd(&s.ReceivingFacility)
+	var buf [32]byte
+	f[6] = a.field(string(now.AppendFormat(buf[:0], hl7v2.TimeFormat)))
+	f[8] = a.field("ORU", "R01", "ORU_R01")
+	f[9] = a.field(controlID)
+	f[10] = a.field(s.ProcessingID)
+	f[11] = a.field(s.Version)
+	f[14] = a.field("AL")
+	f[15] = a.field("NE")
+	f[17] = a.field("UNICODE UTF-8")
+	f[20] = a.field(ProfileID...)
+	*seg = hl7v2.Segment{Name: "MSH", Fields: f}
 }
 
 func (b *builder) authority(id *identifier) HD {
@@ -268,10 +316,13 @@ func typeCode(id *identifier) string {
 	return ""
 }
 
-func (b *builder) pid(p *Patient) (*hl7v2.Segment, error) {
-	f := make([]hl7v2.Field, 8)
-	var ids hl7v2.Field
-	if rules := b.s.PatientIdentifiers; len(rules) > 0 {
+func (b *builder) pid(seg *hl7v2.Segment, p *Patient) error {
+	a := &b.a
+	f := a.segment(pidFields)
+	rules := b.s.PatientIdentifiers
+	a.needReps(len(p.Identifier) * max(len(rules), 1))
+	rb := len(a.reps)
+	if len(rules) > 0 {
 		for _, rule := range rules {
 			for i := range p.Identifier {
 				id := &p.Identifier[i]
@@ -280,7 +331,7 @@ func (b *builder) pid(p *Patient) (*hl7v2.Segment, error) {
 					if t == "" {
 						t = typeCode(id)
 					}
-					ids = append(ids, cx(id.Value, rule.Authority, t))
+					a.reps = append(a.reps, a.cx(id.Value, rule.Authority, t))
 				}
 			}
 		}
@@ -288,33 +339,35 @@ func (b *builder) pid(p *Patient) (*hl7v2.Segment, error) {
 		for i := range p.Identifier {
 			id := &p.Identifier[i]
 			if id.Value != "" {
-				ids = append(ids, cx(id.Value, b.authority(id), typeCode(id)))
+				a.reps = append(a.reps, a.cx(id.Value, b.authority(id), typeCode(id)))
 			}
 		}
 	}
-	if len(ids) == 0 {
-		return nil, fhir.Errorf(fhir.KindUnprocessable, "oru: the Patient has no identifier the destination matches on (PID-3)").At("Patient.identifier")
+	n := len(a.reps)
+	if n == rb {
+		return fhir.Errorf(fhir.KindUnprocessable, "oru: the Patient has no identifier the destination matches on (PID-3)").At("Patient.identifier")
 	}
-	f[2] = ids
-	if n := pickName(p.Name); n != nil {
+	f[2] = a.reps[rb:n:n]
+	if nm := pickName(p.Name); nm != nil {
 		given, further := "", ""
-		if len(n.Given) > 0 {
-			given = n.Given[0]
-			further = strings.Join(n.Given[1:], " ")
+		if len(nm.Given) > 0 {
+			given = nm.Given[0]
+			further = strings.Join(nm.Given[1:], " ")
 		}
-		f[4] = comps(n.Family, given, further, strings.Join(n.Suffix, " "), strings.Join(n.Prefix, " "), "", nameType(n.Use))
+		f[4] = a.field(nm.Family, given, further, strings.Join(nm.Suffix, " "), strings.Join(nm.Prefix, " "), "", nameType(nm.Use))
 	}
 	if p.BirthDate != "" {
 		d, err := dtm(p.BirthDate)
 		if err != nil {
-			return nil, fhir.Errorf(fhir.KindUnprocessable, "oru: the Patient's birth date is not a FHIR date").At("Patient.birthDate")
+			return fhir.Errorf(fhir.KindUnprocessable, "oru: the Patient's birth date is not a FHIR date").At("Patient.birthDate")
 		}
-		f[6] = hl7v2.FieldOf(d)
+		f[6] = a.field(d)
 	}
 	if g := sex(p.Gender); g != "" {
-		f[7] = hl7v2.FieldOf(g)
+		f[7] = a.field(g)
 	}
-	return &hl7v2.Segment{Name: "PID", Fields: f}, nil
+	*seg = hl7v2.Segment{Name: "PID", Fields: f}
+	return nil
 }
 
 func pickName(ns []humanName) *humanName {
@@ -379,36 +432,37 @@ func patientClass(c *coding) string {
 	return ""
 }
 
-func (b *builder) pv1(e *Encounter, l *Location) *hl7v2.Segment {
-	f := make([]hl7v2.Field, 19)
+func (b *builder) pv1(seg *hl7v2.Segment, e *Encounter, l *Location) {
+	a := &b.a
+	f := a.segment(pv1Fields)
 	class := b.s.DefaultPatientClass
 	if e != nil {
 		if c := patientClass(e.Class); c != "" {
 			class = c
 		}
 	}
-	f[1] = hl7v2.FieldOf(class)
+	f[1] = a.field(class)
 	if l != nil {
-		f[2] = pointOfCare(l)
+		f[2] = b.pointOfCare(l)
 	}
 	if e != nil {
 		if id, auth, typ, ok := b.visit(e.Identifier); ok {
-			f[18] = hl7v2.Field{cx(id, auth, typ)}
+			f[18] = a.one(a.cx(id, auth, typ))
 		}
 	}
-	return &hl7v2.Segment{Name: "PV1", Fields: f}
+	*seg = hl7v2.Segment{Name: "PV1", Fields: f}
 }
 
 // pointOfCare writes PV1-3 from the Location's HL7 point-of-care identifier
 // (as mappings/adt records it) or, failing that, its name.
-func pointOfCare(l *Location) hl7v2.Field {
+func (b *builder) pointOfCare(l *Location) hl7v2.Field {
 	for _, id := range l.Identifier {
 		if id.System == adt.SystemPointOfCare && id.Value != "" {
-			return comps(strings.Split(id.Value, "^")...)
+			return b.a.split(id.Value, '^')
 		}
 	}
 	if l.Name != "" {
-		return hl7v2.FieldOf(l.Name)
+		return b.a.field(l.Name)
 	}
 	return nil
 }
@@ -434,39 +488,41 @@ func (b *builder) visit(ids []identifier) (value string, auth HD, typ string, ok
 	return "", HD{}, "", false
 }
 
-func (b *builder) obr(o *Observation) *hl7v2.Segment {
-	f := make([]hl7v2.Field, 7)
-	f[0] = hl7v2.FieldOf("1")
-	app := b.s.SendingApplication
-	order := comps(o.ID, app.Namespace, app.UniversalID, app.UniversalIDType)
+func (b *builder) obr(seg *hl7v2.Segment, o *Observation) {
+	a := &b.a
+	f := a.segment(obrFields)
+	f[0] = a.field("1")
+	app := &b.s.SendingApplication
+	order := a.field(o.ID, app.Namespace, app.UniversalID, app.UniversalIDType)
 	f[1] = order
 	f[2] = order
 	switch {
 	case o.ValueSampledData != nil:
-		f[3] = comps("69121", "MDC_OBS_WAVE_CTS", "MDC")
+		f[3] = a.field("69121", "MDC_OBS_WAVE_CTS", "MDC")
 	case len(o.Component) > 0:
-		if mdc, ok := first(toCodings(o.Code.Coding), systemMDC); ok {
-			f[3] = comps(mdc.Code, refID(mdc), "MDC")
+		if mdc, ok := first(o.Code.Coding, systemMDC); ok {
+			f[3] = a.field(mdc.Code, refID(mdc), "MDC")
 			break
 		}
 		fallthrough
 	default:
-		f[3] = comps("182777000", "monitoring of patient", "SNOMED-CT")
+		f[3] = a.field("182777000", "monitoring of patient", "SNOMED-CT")
 	}
-	f[6] = hl7v2.FieldOf(b.when)
-	return &hl7v2.Segment{Name: "OBR", Fields: f}
+	f[6] = a.field(b.when)
+	*seg = hl7v2.Segment{Name: "OBR", Fields: f}
 }
 
-func (b *builder) mdsRow(setID int, c Coding) *hl7v2.Segment {
-	f := make([]hl7v2.Field, 18)
-	f[0] = hl7v2.FieldOf(strconv.Itoa(setID))
-	f[2] = comps(c.Code, refID(c), "MDC")
-	f[3] = hl7v2.FieldOf("1.0.0.0")
-	f[10] = hl7v2.FieldOf("X")
+func (b *builder) mdsRow(seg *hl7v2.Segment, setID int, c Coding) {
+	a := &b.a
+	f := a.segment(obxFields)
+	f[0] = a.field(strconv.Itoa(setID))
+	f[2] = a.field(c.Code, refID(c), "MDC")
+	f[3] = a.field("1.0.0.0")
+	f[10] = a.field("X")
 	if b.eui != "" {
-		f[17] = comps(b.eui, "", b.eui, "EUI-64")
+		f[17] = a.field(b.eui, "", b.eui, "EUI-64")
 	}
-	return &hl7v2.Segment{Name: "OBX", Fields: f}
+	*seg = hl7v2.Segment{Name: "OBX", Fields: f}
 }
 
 var subIDs = [...]string{"1.1.1.1", "1.1.1.2", "1.1.1.3", "1.1.1.4", "1.1.1.5", "1.1.1.6", "1.1.1.7", "1.1.1.8"}
@@ -479,25 +535,27 @@ func subID(n int) string {
 }
 
 // obx writes the row of the ordinal-th metric (1-based) of the channel.
-func (b *builder) obx(setID, ordinal int, m *metric) (*hl7v2.Segment, error) {
+func (b *builder) obx(seg *hl7v2.Segment, setID, ordinal int, m *metric) error {
 	id, err := b.p.ObservationID(&m.Metric)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	f := make([]hl7v2.Field, 18)
-	f[0] = hl7v2.FieldOf(strconv.Itoa(setID))
-	f[1] = hl7v2.FieldOf(m.valueType)
-	f[2] = comps(id.ID, id.Text, id.System, id.AltID, id.AltText, id.AltSystem)
-	f[3] = hl7v2.FieldOf(subID(ordinal))
-	f[4] = comps(m.value...)
+	a := &b.a
+	f := a.segment(obxFields)
+	f[0] = a.field(strconv.Itoa(setID))
+	f[1] = a.field(m.valueType)
+	f[2] = a.field(id.ID, id.Text, id.System, id.AltID, id.AltText, id.AltSystem)
+	f[3] = a.field(subID(ordinal))
+	f[4] = a.field(m.values()...)
 	if m.units != nil {
 		f[5] = b.units(m)
 	}
-	f[10] = hl7v2.FieldOf(b.status)
-	f[13] = hl7v2.FieldOf(b.when)
-	f[16] = comps("AMEAS", "auto-measurement", "MDC")
+	f[10] = a.field(b.status)
+	f[13] = a.field(b.when)
+	f[16] = a.field("AMEAS", "auto-measurement", "MDC")
 	if b.eui != "" {
-		f[17] = comps(b.eui, "", b.eui, "EUI-64")
+		f[17] = a.field(b.eui, "", b.eui, "EUI-64")
 	}
-	return &hl7v2.Segment{Name: "OBX", Fields: f}, nil
+	*seg = hl7v2.Segment{Name: "OBX", Fields: f}
+	return nil
 }

@@ -52,4 +52,16 @@
 //     physical values (origin + factor * x) one per component.
 //   - v2.5.1 differs only in MSH-12: every field used exists with the same
 //     components in v2.5.1 (CE and CWE share components 1-6).
+//
+// # Performance
+//
+// Issue 4 asks for at least 100,000 messages/s per core (BenchmarkBuildORU,
+// run with -cpu 1, reports msgs/s). BuildDecoded takes a message's slices
+// from a few per-message backing arrays (arena.go) instead of allocating
+// each field, repetition and component; codings are read in place, not
+// copied. Decode reads the stored JSON with a purpose-built scanner
+// (fastjson.go) that handles plain documents and hands anything unusual
+// (escapes, duplicate or case-variant member names, unexpected types,
+// invalid JSON) to encoding/json, so what a document means and which
+// errors it gets are encoding/json's.
 package oru

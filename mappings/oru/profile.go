@@ -90,7 +90,8 @@ func LoadSettings(b []byte) (*Settings, error) {
 // Metric is one OBX-worthy value of an Observation: the Observation itself
 // or one of its components. Profiles see it when coding OBX-3.
 type Metric struct {
-	// Codings of the metric (Observation.code or component.code).
+	// Codings of the metric (Observation.code or component.code). They are
+	// the decoded resource's own: profiles must not modify them.
 	Codings []Coding
 	// VitalKey is the vocab key the codings stand for ("" when unknown).
 	VitalKey string

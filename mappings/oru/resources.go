@@ -2,6 +2,7 @@ package oru
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -9,11 +10,10 @@ import (
 // The subset of FHIR R4 the translation reads. Numbers stay json.Number so a
 // value is written with exactly the digits it was stored with.
 
-type coding struct {
-	System  string `json:"system"`
-	Code    string `json:"code"`
-	Display string `json:"display"`
-}
+// coding is Coding: decoded straight into the type profiles see, so a
+// Metric's codings need no copy. (encoding/json matches the members
+// "system", "code" and "display" to its fields.)
+type coding = Coding
 
 type codeableConcept struct {
 	Coding []coding `json:"coding"`
@@ -137,47 +137,78 @@ type Resources struct {
 
 // Decode decodes in. Errors are *fhir.Error: KindInvalid for JSON that is
 // not the resource it should be, KindUnprocessable for a missing required
-// resource.
+// resource. The decoded resources share one copy of in's bytes (in itself is
+// not retained).
 func Decode(in *Input) (*Resources, error) {
-	var r Resources
 	if len(in.Observation) == 0 {
 		return nil, fhir.Errorf(fhir.KindUnprocessable, "oru: an Observation is required").At("Observation")
 	}
 	if len(in.Patient) == 0 {
 		return nil, fhir.Errorf(fhir.KindUnprocessable, "oru: the Observation's Patient is required").At("Patient")
 	}
-	r.Observation = new(Observation)
-	if err := decode(in.Observation, "Observation", &r.Observation.ResourceType, r.Observation); err != nil {
+	// One allocation for the resources, one string holding every input
+	// (decoded strings are substrings of it) and one scanner.
+	x := new(struct {
+		r Resources
+		o Observation
+		p Patient
+		d Device
+		e Encounter
+		l Location
+		s scanner
+	})
+	var sb strings.Builder
+	sb.Grow(len(in.Observation) + len(in.Patient) + len(in.Device) + len(in.Encounter) + len(in.Location))
+	for _, b := range [...][]byte{in.Observation, in.Patient, in.Device, in.Encounter, in.Location} {
+		sb.Write(b)
+	}
+	src := sb.String()
+	next := func(b []byte) string {
+		s := src[:len(b)]
+		src = src[len(b):]
+		return s
+	}
+	r := &x.r
+	r.Observation = &x.o
+	if err := decode(&x.s, next(in.Observation), in.Observation, "Observation", &x.o.ResourceType, &x.o, decObservation); err != nil {
 		return nil, err
 	}
-	r.Patient = new(Patient)
-	if err := decode(in.Patient, "Patient", &r.Patient.ResourceType, r.Patient); err != nil {
+	r.Patient = &x.p
+	if err := decode(&x.s, next(in.Patient), in.Patient, "Patient", &x.p.ResourceType, &x.p, decPatient); err != nil {
 		return nil, err
 	}
 	if len(in.Device) > 0 {
-		r.Device = new(Device)
-		if err := decode(in.Device, "Device", &r.Device.ResourceType, r.Device); err != nil {
+		r.Device = &x.d
+		if err := decode(&x.s, next(in.Device), in.Device, "Device", &x.d.ResourceType, &x.d, decDevice); err != nil {
 			return nil, err
 		}
 	}
 	if len(in.Encounter) > 0 {
-		r.Encounter = new(Encounter)
-		if err := decode(in.Encounter, "Encounter", &r.Encounter.ResourceType, r.Encounter); err != nil {
+		r.Encounter = &x.e
+		if err := decode(&x.s, next(in.Encounter), in.Encounter, "Encounter", &x.e.ResourceType, &x.e, decEncounter); err != nil {
 			return nil, err
 		}
 	}
 	if len(in.Location) > 0 {
-		r.Location = new(Location)
-		if err := decode(in.Location, "Location", &r.Location.ResourceType, r.Location); err != nil {
+		r.Location = &x.l
+		if err := decode(&x.s, next(in.Location), in.Location, "Location", &x.l.ResourceType, &x.l, decLocation); err != nil {
 			return nil, err
 		}
 	}
-	return &r, nil
+	return r, nil
 }
 
-func decode(b []byte, typ string, rt *string, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
-		return fhir.Errorf(fhir.KindInvalid, "oru: decoding %s", typ).At(typ).Wrap(err)
+// decode decodes b into the zero *v: with the fast decoder when the
+// document is plain enough for it, else (starting again from zero) with
+// encoding/json, whose errors and meaning are the reference.
+// (src is b as a string.)
+func decode[T any](d *scanner, src string, b []byte, typ string, rt *string, v *T, fast func(*scanner, *T) bool) error {
+	if !fastDecodeString(d, src, v, fast) {
+		var zero T
+		*v = zero
+		if err := json.Unmarshal(b, v); err != nil {
+			return fhir.Errorf(fhir.KindInvalid, "oru: decoding %s", typ).At(typ).Wrap(err)
+		}
 	}
 	if *rt != typ {
 		return fhir.Errorf(fhir.KindInvalid, "oru: expected a %s resource", typ).At(typ + ".resourceType")

@@ -12,20 +12,24 @@ import (
 	"github.com/pulsewire/pulsewire/mappings/vocab"
 )
 
-func toCodings(cs []coding) []Coding {
-	out := make([]Coding, len(cs))
-	for i, c := range cs {
-		out[i] = Coding(c)
+// byCoding is vocab.ByCoding on our codings (the same fields, without
+// copying them): MDC codings first, then LOINC.
+func byCoding(cs []coding) (*vocab.Vital, bool) {
+	for i := range cs {
+		if cs[i].System == systemMDC {
+			if v, ok := vocab.ByMDC(cs[i].Code); ok {
+				return v, true
+			}
+		}
 	}
-	return out
-}
-
-func vocabCodings(cs []coding) []vocab.Coding {
-	out := make([]vocab.Coding, len(cs))
-	for i, c := range cs {
-		out[i] = vocab.Coding(c)
+	for i := range cs {
+		if cs[i].System == systemLOINC {
+			if v, ok := vocab.ByLOINC(cs[i].Code); ok {
+				return v, true
+			}
+		}
 	}
-	return out
+	return nil, false
 }
 
 func first(cs []Coding, system string) (Coding, bool) {
@@ -156,19 +160,22 @@ func dtm(s string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return t.Format("200601"), nil
+		var buf [8]byte
+		return string(t.AppendFormat(buf[:0], "200601")), nil
 	case 10: // YYYY-MM-DD
 		t, err := time.Parse("2006-01-02", s)
 		if err != nil {
 			return "", err
 		}
-		return t.Format("20060102"), nil
+		var buf [8]byte
+		return string(t.AppendFormat(buf[:0], "20060102")), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return "", err
 	}
-	return t.Format("20060102150405.9999-0700"), nil
+	var buf [32]byte
+	return string(t.AppendFormat(buf[:0], "20060102150405.9999-0700")), nil
 }
 
 // eui64 returns the Device's EUI-64 as 16 upper-case hex digits, or "" when
@@ -217,10 +224,10 @@ func (b *builder) units(m *metric) hl7v2.Field {
 		if text == "" {
 			return nil
 		}
-		return comps(text, text)
+		return b.a.field(text, text)
 	}
 	if b.s.Units == "mdc" && m.vital != nil && m.vital.Unit == code && m.vital.MDCUnit.Code != "" {
-		return comps(m.vital.MDCUnit.Code, m.vital.MDCUnit.RefID, "MDC", code, code, "UCUM")
+		return b.a.field(m.vital.MDCUnit.Code, m.vital.MDCUnit.RefID, "MDC", code, code, "UCUM")
 	}
-	return comps(code, text, "UCUM")
+	return b.a.field(code, text, "UCUM")
 }
