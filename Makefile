@@ -55,7 +55,8 @@ bench: services
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate \
-  ./mappings/device:FuzzEvaluate ./mappings/device:FuzzExpression ./mappings/hl7v2:FuzzParse ./adapters/mllp:FuzzReader
+  ./mappings/device:FuzzEvaluate ./mappings/device:FuzzExpression ./mappings/hl7v2:FuzzParse ./adapters/mllp:FuzzReader \
+  ./mappings/oru:FuzzFastDecode
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
