@@ -28,7 +28,10 @@ import (
 	"github.com/pulsewire/pulsewire/adapters/sqlite"
 	"github.com/pulsewire/pulsewire/conformance"
 	"github.com/pulsewire/pulsewire/conformance/validate"
+	"github.com/pulsewire/pulsewire/mappings/device"
 	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/ingest"
+	"github.com/pulsewire/pulsewire/server/ingest/tables"
 	"github.com/pulsewire/pulsewire/server/rest"
 	"github.com/pulsewire/pulsewire/server/search"
 )
@@ -58,6 +61,7 @@ type App struct {
 	echo    *echo.Echo
 	log     *slog.Logger
 	handler http.Handler
+	ingest  *ingest.Ingestor // nil when the store keeps no ingestion tables
 }
 
 // OpenStore opens the store the config names and applies migrations.
@@ -126,6 +130,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	})
 	api.Register(e)
 
+	// Device ingestion (server/ingest), on the built-in templates. Its
+	// routes share the FHIR API's error handler (OperationOutcome).
+	if ts, ok := store.(tables.Store); ok {
+		builtin, err := device.Builtin()
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("loading built-in device templates: %w", err)
+		}
+		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: device.NewSet(builtin)})
+		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes})
+	}
+
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -193,6 +209,10 @@ func capability(reg *search.Registry) func(string) ([]byte, error) {
 
 // Handler is the HTTP handler of the whole server (for tests and embedding).
 func (a *App) Handler() http.Handler { return a.handler }
+
+// Ingestor is the ingestion pipeline (nil when the store keeps no
+// ingestion tables), for CLI commands and tests.
+func (a *App) Ingestor() *ingest.Ingestor { return a.ingest }
 
 // Store is the opened store (for CLI commands that work on it directly).
 func (a *App) Store() fhir.Store { return a.store }

@@ -358,7 +358,7 @@ func TestExtractErrors(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	r := NewRegistry()
-	wantTypes := []string{"AuditEvent", "Consent", "Device", "DeviceMetric", "Encounter", "Location",
+	wantTypes := []string{"AuditEvent", "Consent", "Device", "DeviceMetric", "DeviceUseStatement", "Encounter", "Location",
 		"Observation", "Organization", "Patient", "Practitioner"}
 	if diff := cmp.Diff(wantTypes, r.Types()); diff != "" {
 		t.Errorf("Types (-want +got):\n%s", diff)

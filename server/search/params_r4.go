@@ -87,6 +87,24 @@ var r4Params = []def{
 	{"DeviceMetric", "category", tok, "The category of the metric", "DeviceMetric.category", nil, "",
 		[]string{"category:code"}},
 
+	// DeviceUseStatement (device-to-patient association over time, see
+	// server/ingest). timing is Pulsewire's own parameter: R4 defines none
+	// over DeviceUseStatement.timing[x].
+	{"DeviceUseStatement", "device", ref, "Search by Device", "DeviceUseStatement.device",
+		[]string{"Device"}, "",
+		[]string{"device:Reference"}},
+	{"DeviceUseStatement", "identifier", tok, "Search by identifier", "DeviceUseStatement.identifier", nil, "",
+		[]string{"identifier:Identifier"}},
+	{"DeviceUseStatement", "patient", ref, "Search by subject - a patient", "DeviceUseStatement.subject",
+		[]string{"Patient", "Group"}, "clinical-patient",
+		[]string{"subject:Reference(Patient)"}},
+	{"DeviceUseStatement", "subject", ref, "Search by subject", "DeviceUseStatement.subject",
+		[]string{"Patient", "Group"}, "",
+		[]string{"subject:Reference"}},
+	{"DeviceUseStatement", "timing", date, "When the device was used (Pulsewire)", "DeviceUseStatement.timing",
+		nil, "",
+		[]string{"timing[x]:Timing|Period|dateTime"}},
+
 	// Observation
 	{"Observation", "subject", ref, "The subject that the observation is about", "Observation.subject",
 		[]string{"Group", "Device", "Patient", "Location"}, "",

@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("usage: pulsewire mapping test [--template FILE] --payload FILE")
 		}
 		return mappingTest(args[1:], stdout, stderr)
+	case "device-key", "dead-letters", "ingest":
+		return ingestCommand(ctx, cmd, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pulsewire", app.Version)
 		return nil

@@ -1,0 +1,344 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/pulsewire/pulsewire/mappings/device"
+	"github.com/pulsewire/pulsewire/mappings/fhirobs"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/ingest/tables"
+	"github.com/pulsewire/pulsewire/server/search"
+)
+
+// Status is what became of one reading.
+type Status string
+
+// Reading statuses.
+const (
+	StatusStored    Status = "stored"    // a new Observation was written
+	StatusDuplicate Status = "duplicate" // its Observation already existed
+	StatusHeld      Status = "held"      // no patient association at its time: held
+	StatusRejected  Status = "rejected"  // cannot be mapped: dead-lettered
+)
+
+// Source says where a payload came from and what its sender may send.
+type Source struct {
+	Kind string // "http", "mqtt", "nats", "replay": recorded with held readings and dead letters
+	// Devices restricts the device identifier values the sender may send
+	// for; nil or containing "*" allows any (a gateway).
+	Devices []string
+}
+
+func (s Source) allows(deviceID string) bool {
+	if s.Devices == nil {
+		return true
+	}
+	for _, d := range s.Devices {
+		if d == "*" || d == deviceID {
+			return true
+		}
+	}
+	return false
+}
+
+// Result is the outcome of one payload. A payload may make several
+// Observations (one per measurement); Status is stored when any was
+// stored, else held when any was held, else duplicate.
+type Result struct {
+	Status       Status   `json:"status"`
+	Observations []string `json:"observations,omitempty"` // "Observation/<id>", stored and duplicate
+	Reason       string   `json:"reason,omitempty"`       // for rejected
+	DeadLetter   string   `json:"deadLetter,omitempty"`   // dead letter id, for rejected
+}
+
+// Config configures an Ingestor.
+type Config struct {
+	Store     tables.Store
+	Registry  *search.Registry
+	Templates *device.Set
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Ingestor runs the pipeline. It is safe for concurrent use.
+type Ingestor struct {
+	store tables.Store
+	reg   *search.Registry
+	tpl   *device.Set
+	now   func() time.Time
+}
+
+// New returns an Ingestor.
+func New(cfg Config) *Ingestor {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Ingestor{store: cfg.Store, reg: cfg.Registry, tpl: cfg.Templates, now: now}
+}
+
+// Templates is the template set the ingestor maps with (reload it to apply
+// new templates; replays use the current ones).
+func (in *Ingestor) Templates() *device.Set { return in.tpl }
+
+// ObservationID is the deterministic id of the Observation of a
+// measurement: "obs-" and 20 hex digits of SHA-256 over tenant, device
+// identifier system and value, reading type and effective time.
+func ObservationID(tenant string, m *device.Measurement) string {
+	h := sha256.Sum256([]byte(tenant + "|" + m.Key()))
+	return "obs-" + hex.EncodeToString(h[:10])
+}
+
+func randomID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// item is one measurement ready to be stored.
+type item struct {
+	m      device.Measurement
+	device string // Device resource id
+	obs    string // Observation id
+	mjson  []byte
+}
+
+// prepared is one payload after the pure mapping step.
+type prepared struct {
+	payload []byte
+	reason  string // non-empty: rejected
+	dlID    string
+	items   []item
+}
+
+// prepare maps a payload with the current templates (no I/O).
+func (in *Ingestor) prepare(tenant string, src Source, payload []byte) prepared {
+	p := prepared{payload: payload}
+	reject := func(reason string) prepared {
+		p.reason, p.dlID, p.items = reason, randomID("dl-"), nil
+		return p
+	}
+	res, err := in.tpl.Templates().Evaluate(payload)
+	if err != nil {
+		return reject("payload is not a JSON object or array")
+	}
+	if err := res.Err(); err != nil {
+		return reject(clientMsg(err))
+	}
+	for i := range res.Measurements {
+		m := res.Measurements[i]
+		switch {
+		case m.DeviceID == "":
+			return reject("template " + m.TemplateName + ": no device identifier")
+		case m.Time.IsZero():
+			return reject("template " + m.TemplateName + ": no reading time")
+		case !src.allows(m.DeviceID):
+			return reject("the credential may not send for this device")
+		case m.PatientID != "" && !fhir.ValidID(m.PatientID):
+			return reject("template " + m.TemplateName + ": patient id is not a valid FHIR id")
+		}
+		mj, err := json.Marshal(&m)
+		if err != nil {
+			return reject("template " + m.TemplateName + ": measurement cannot be encoded")
+		}
+		p.items = append(p.items, item{
+			m:      m,
+			device: fhirobs.DeviceResourceID(m.DeviceIdentifierSystem, m.DeviceID),
+			obs:    ObservationID(tenant, &m),
+			mjson:  mj,
+		})
+	}
+	return p
+}
+
+// clientMsg is the client-safe message of a mapping error.
+func clientMsg(err error) string {
+	if fe, ok := err.(*fhir.Error); ok {
+		return fe.Msg
+	}
+	return "payload cannot be mapped"
+}
+
+func deviceLock(dev string) string { return "ingest:Device/" + dev }
+
+// lockAll takes the locks of the prepared payloads in sorted order.
+func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
+	seen := map[string]bool{}
+	var keys []string
+	for _, p := range ps {
+		for _, it := range p.items {
+			for _, k := range []string{deviceLock(it.device), "ingest:" + it.obs} {
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := tx.Lock(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ingest runs one payload through the pipeline and commits its outcome.
+// The error is for a failure to commit (nothing was written; the sender
+// should retry); a payload that cannot be mapped is not an error but a
+// rejected Result (dead-lettered).
+func (in *Ingestor) Ingest(ctx context.Context, tenant string, src Source, payload []byte) (Result, error) {
+	rs, err := in.IngestBatch(ctx, tenant, src, [][]byte{payload})
+	if err != nil {
+		return Result{}, err
+	}
+	return rs[0], nil
+}
+
+// IngestBatch runs payloads through the pipeline in one transaction and
+// returns their results in order, after the commit.
+func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, payloads [][]byte) ([]Result, error) {
+	ps := make([]prepared, len(payloads))
+	for i, pl := range payloads {
+		ps[i] = in.prepare(tenant, src, pl)
+	}
+	var results []Result
+	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
+		var err error
+		results, err = in.apply(ctx, tenant, src, tx, tb, ps)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// apply writes the outcome of prepared payloads inside one transaction.
+func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhir.Tx, tb tables.Tables, ps []prepared) ([]Result, error) {
+	if err := lockAll(ctx, tx, ps); err != nil {
+		return nil, err
+	}
+	now := in.now().UTC()
+	devs := map[string]*deviceState{}
+	results := make([]Result, len(ps))
+	for i, p := range ps {
+		if p.reason != "" {
+			if err := tb.AddDeadLetter(ctx, &tables.DeadLetter{ID: p.dlID, Source: src.Kind, Reason: p.reason, Payload: p.payload, Received: now}); err != nil {
+				return nil, err
+			}
+			results[i] = Result{Status: StatusRejected, Reason: p.reason, DeadLetter: p.dlID}
+			continue
+		}
+		var stored, held bool
+		var obs []string
+		for _, it := range p.items {
+			ds := devs[it.device]
+			if ds == nil {
+				var err error
+				if ds, err = in.loadDevice(ctx, tenant, tx, it); err != nil {
+					return nil, err
+				}
+				devs[it.device] = ds
+			}
+			patient := it.m.PatientID
+			if patient == "" {
+				patient = ds.patientAt(it.m.Time)
+			}
+			st, err := in.storeObservation(ctx, tenant, tx, it, patient)
+			if err != nil {
+				return nil, err
+			}
+			switch st {
+			case StatusHeld:
+				if err := tb.HoldReading(ctx, &tables.Held{ID: it.obs, Device: it.device, Time: it.m.Time, Measurement: it.mjson, Source: src.Kind, Received: now}); err != nil {
+					return nil, err
+				}
+				held = true
+			case StatusStored:
+				stored = true
+				obs = append(obs, "Observation/"+it.obs)
+			default:
+				obs = append(obs, "Observation/"+it.obs)
+			}
+		}
+		r := Result{Status: StatusDuplicate, Observations: obs}
+		if held {
+			r.Status = StatusHeld
+		}
+		if stored {
+			r.Status = StatusStored
+		}
+		results[i] = r
+	}
+	return results, nil
+}
+
+// storeObservation writes the Observation of it for patient unless it
+// exists. With no patient it reports StatusHeld (or StatusDuplicate when
+// the Observation exists already) and writes nothing.
+func (in *Ingestor) storeObservation(ctx context.Context, tenant string, tx fhir.Tx, it item, patient string) (Status, error) {
+	_, err := tx.Read(ctx, tenant, "Observation", it.obs)
+	switch {
+	case err == nil, fhir.IsKind(err, fhir.KindGone):
+		// Exists (or was deliberately deleted: not resurrected).
+		return StatusDuplicate, nil
+	case !fhir.IsKind(err, fhir.KindNotFound):
+		return "", err
+	}
+	if patient == "" {
+		return StatusHeld, nil
+	}
+	body, err := fhirobs.Observation(&it.m, fhirobs.Refs{ID: it.obs, Patient: patient, Device: it.device})
+	if err != nil {
+		return "", err
+	}
+	if err := in.put(ctx, tx, "Observation", it.obs, body); err != nil {
+		return "", err
+	}
+	return StatusStored, nil
+}
+
+func (in *Ingestor) put(ctx context.Context, tx fhir.Tx, typ, id string, body []byte) error {
+	idx, err := in.reg.Extract(typ, body)
+	if err != nil {
+		return err
+	}
+	_, _, err = tx.Put(ctx, &fhir.Write{Type: typ, ID: id, Body: body, Index: idx})
+	return err
+}
+
+// loadDevice creates the Device on first sight and loads its associations.
+func (in *Ingestor) loadDevice(ctx context.Context, tenant string, tx fhir.Tx, it item) (*deviceState, error) {
+	if err := in.ensureDevice(ctx, tenant, tx, it.device, it.m.DeviceIdentifiers); err != nil {
+		return nil, err
+	}
+	as, err := associations(ctx, tenant, tx, it.device)
+	if err != nil {
+		return nil, err
+	}
+	return &deviceState{assoc: as}, nil
+}
+
+// ensureDevice writes the Device with id when it never existed.
+func (in *Ingestor) ensureDevice(ctx context.Context, tenant string, tx fhir.Tx, id string, ids []device.Identifier) error {
+	_, err := tx.Read(ctx, tenant, "Device", id)
+	if err == nil || fhir.IsKind(err, fhir.KindGone) {
+		return nil
+	}
+	if !fhir.IsKind(err, fhir.KindNotFound) {
+		return err
+	}
+	body, err := fhirobs.Device(id, ids, fhirobs.DeviceInfo{})
+	if err != nil {
+		return err
+	}
+	return in.put(ctx, tx, "Device", id, body)
+}
