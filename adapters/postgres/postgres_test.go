@@ -581,3 +581,80 @@ func openTestStoreConns(tb testing.TB, conns int32) (*Store, string) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// TestFreshPut checks the blind write of a Fresh resource: one round trip
+// for a new id, and a correct new version (not a failure) when the id
+// exists after all, also inside a transaction that goes on after the Put.
+func TestFreshPut(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	// A tenant not yet registered: nothing may be committed for it.
+	err := s.Tx(ctx, "acme", func(tx fhir.Tx) error {
+		_, _, err := tx.Put(ctx, &fhir.Write{Type: "Observation", ID: "f0", Body: obsBody("final"), Fresh: true})
+		return err
+	})
+	if !fhir.IsKind(err, fhir.KindNotFound) {
+		t.Fatalf("Put for an unregistered tenant: %v, want KindNotFound", err)
+	}
+	mustTenant(t, s, "acme")
+	if _, err := s.Read(ctx, "acme", "Observation", "f0"); !fhir.IsKind(err, fhir.KindNotFound) {
+		t.Fatalf("Read of a Put refused for an unregistered tenant: %v, want KindNotFound", err)
+	}
+	put := func(id string, then func(fhir.Tx) error) (*fhir.Resource, bool) {
+		t.Helper()
+		var res *fhir.Resource
+		var created bool
+		err := s.Tx(ctx, "acme", func(tx fhir.Tx) error {
+			var err error
+			res, created, err = tx.Put(ctx, &fhir.Write{Type: "Observation", ID: id, Body: obsBody("final"), Fresh: true,
+				Index: []fhir.IndexEntry{{Param: "status", Type: fhir.ParamToken, Code: "final"}}})
+			if err != nil || then == nil {
+				return err
+			}
+			return then(tx)
+		})
+		if err != nil {
+			t.Fatalf("Put %s: %v", id, err)
+		}
+		return res, created
+	}
+	if res, created := put("f1", nil); res.VersionID != 1 || !created {
+		t.Errorf("new: version %d, created %v; want 1, true", res.VersionID, created)
+	}
+	if res, created := put("f1", nil); res.VersionID != 2 || created {
+		t.Errorf("existing: version %d, created %v; want 2, false", res.VersionID, created)
+	}
+	search := func(tx fhir.Tx) error {
+		_, err := tx.Search(ctx, "acme", &fhir.Query{Type: "Observation", Count: 10})
+		return err
+	}
+	if res, created := put("f1", search); res.VersionID != 3 || created {
+		t.Errorf("existing, then a search: version %d, created %v; want 3, false", res.VersionID, created)
+	}
+	got, err := s.Read(ctx, "acme", "Observation", "f1")
+	if err != nil || got.VersionID != 3 {
+		t.Fatalf("Read = %v, %v; want version 3", got, err)
+	}
+	h, err := s.History(ctx, "acme", &fhir.HistoryQuery{Type: "Observation", ID: "f1", Count: 10})
+	if err != nil || len(h.Versions) != 3 {
+		t.Fatalf("History = %v, %v; want 3 versions", h, err)
+	}
+	res := idsWithStatus(t, s, "final")
+	if diff := cmp.Diff([]string{"f1"}, res); diff != "" {
+		t.Errorf("status=final (-want +got):\n%s", diff)
+	}
+}
+
+func idsWithStatus(t *testing.T, s *Store, status string) []string {
+	t.Helper()
+	res, err := s.Search(context.Background(), "acme", &fhir.Query{Type: "Observation", Count: 10,
+		Params: []fhir.Param{{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: status}}}}})
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	var ids []string
+	for _, r := range res.Resources {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}

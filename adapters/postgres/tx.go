@@ -19,35 +19,45 @@ const maxRetries = 3
 // Tx runs fn in one READ COMMITTED transaction for tenant (see fhir.Store).
 // fn's error is returned unchanged; on a serialization failure or deadlock
 // anywhere in fn or the commit, the whole of fn runs again, at most
-// maxRetries more times.
+// maxRetries more times; so it does, without blind writes, when a blind
+// write of a Fresh resource (see putBlind) finds the resource exists.
 //
 // Round trips are what bound write throughput, so the transaction is
 // pipelined (see txConn): BEGIN, set_config and the tenant check travel with
 // fn's first statements, and writes travel with the next statement or the
-// COMMIT. A Tx holding one Put is two round trips.
+// COMMIT. A Tx holding one Put is two round trips; one Put of a Fresh
+// resource (a create), one (see putBlind).
 func (s *Store) Tx(ctx context.Context, tenant string, fn func(fhir.Tx) error) error {
 	if !fhir.ValidTenant(tenant) {
 		return tenantNotFound()
 	}
+	blind := true
 	for attempt := 0; ; attempt++ {
-		err := s.tryTx(ctx, tenant, fn)
+		wrote, err := s.tryTx(ctx, tenant, fn, blind)
 		if err == nil || attempt == maxRetries || ctx.Err() != nil {
 			return err
 		}
-		switch pgCode(err) {
-		case "40001", "40P01":
+		switch code := pgCode(err); {
+		case code == "40001", code == "40P01":
+			continue
+		case code == "23505" && wrote:
+			// A blind write of version 1 (see Put) met an existing row:
+			// run fn again, reading first.
+			blind = false
 			continue
 		}
 		return err
 	}
 }
 
-func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error) (err error) {
+// tryTx runs fn once. blind allows Put to write a Fresh resource without
+// reading it first; wrote reports whether it did.
+func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error, blind bool) (wrote bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return internal("acquiring a connection", err)
+		return false, internal("acquiring a connection", err)
 	}
-	c := &txConn{s: s, conn: conn, tenant: tenant, pending: &pgx.Batch{}}
+	c := &txConn{s: s, conn: conn, tenant: tenant, pending: &pgx.Batch{}, blind: blind}
 	defer c.release(ctx)
 	c.pending.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	c.pending.Queue(setTenantSQL, tenant)
@@ -57,14 +67,14 @@ func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error
 	}
 	t := &txn{reader: reader{sc: c, tenant: tenant}, c: c, tenant: tenant}
 	if err := fn(t); err != nil {
-		return err
+		return c.wroteBlind, err
 	}
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
 	if err := c.send(ctx, b); err != nil {
-		return internal("committing", err)
+		return c.wroteBlind, internal("committing", err)
 	}
-	return nil
+	return c.wroteBlind, nil
 }
 
 // txConn is a pipelined transaction on one pooled connection. Statements
@@ -80,6 +90,9 @@ type txConn struct {
 	pending *pgx.Batch
 	exists  *bool // the tenant check's answer while it is in flight; nil when known
 	failed  bool
+
+	blind      bool // Put may write a Fresh resource without reading it
+	wroteBlind bool // it did
 }
 
 // send sends the pending statements followed by b's, in one round trip.
@@ -269,6 +282,11 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 	if !fhir.ValidID(w.ID) {
 		return nil, false, fhir.Errorf(fhir.KindInvalid, "invalid resource id").At(w.Type + ".id")
 	}
+	// Blind only once the tenant is known to be registered: until then its
+	// check must come back before anything can be committed.
+	if w.Fresh && w.IfMatch == 0 && t.c.blind && t.c.exists == nil {
+		return t.putBlind(ctx, w)
+	}
 	c, err := t.lockResource(ctx, w.Type, w.ID)
 	if err != nil {
 		return nil, false, err
@@ -289,6 +307,29 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 	}
 	t.c.later(b)
 	return r, !live, nil
+}
+
+// putBlind writes w as version 1 of a new resource without reading first,
+// so that a create costs one round trip (its statements travel with the
+// COMMIT). It still takes the resource's lock, and inserts the current row
+// with a plain INSERT: if the resource exists after all, that fails with a
+// unique violation and Tx runs fn again without blind writes.
+func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, error) {
+	lu := nextStamp(current{})
+	r := &fhir.Resource{Type: w.Type, ID: w.ID, VersionID: 1, LastUpdated: storesql.FromMicros(lu)}
+	var err error
+	if r.Body, err = fhir.StampMeta(w.Body, w.ID, r.VersionID, r.LastUpdated); err != nil {
+		return nil, false, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", t.tenant+"\n"+w.Type+"/"+w.ID)
+	t.queueVersion(b, current{}, w.Type, w.ID, r.VersionID, lu, 0, r.Body)
+	if err := queueIndex(b, t.tenant, w.Type, w.ID, w.Index); err != nil {
+		return nil, false, err
+	}
+	t.c.later(b)
+	t.c.wroteBlind = true
+	return r, true, nil
 }
 
 // Delete writes a tombstone and removes index rows (see fhir.Tx). A missing
@@ -328,6 +369,29 @@ func queueIndex(b *pgx.Batch, tenant, typ, id string, entries []fhir.IndexEntry)
 		numParam, numSys, numCode          []string
 		numNum, numLo, numHi               []float64
 	)
+	// The newest value of the "date" parameter and the "code" tokens, copied
+	// onto the reference rows (see storesql.RefDateParam, RefCodeParam and
+	// migration 0002).
+	var (
+		refDate  *int64
+		refCodes []string
+	)
+	for _, e := range entries {
+		switch {
+		case e.Type == fhir.ParamDate && e.Param == storesql.RefDateParam:
+			lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
+			if hi <= lo {
+				hi = lo + 1
+			}
+			if refDate == nil || hi > *refDate {
+				refDate = &hi
+			}
+		case e.Type == fhir.ParamToken && e.Param == storesql.RefCodeParam:
+			refCodes = append(refCodes, storesql.RefCode(e.System, e.Code))
+		}
+	}
+	type refKey struct{ param, typ, id string }
+	var refSeen map[refKey]bool
 	for i, e := range entries {
 		switch e.Type {
 		case fhir.ParamToken:
@@ -345,6 +409,16 @@ func queueIndex(b *pgx.Batch, tenant, typ, id string, entries []fhir.IndexEntry)
 			}
 			dateParam, dateLo, dateHi = append(dateParam, e.Param), append(dateLo, lo), append(dateHi, hi)
 		case fhir.ParamReference:
+			// One row per parameter and target: the date-ordered walk of
+			// storesql's latest search must meet a resource once.
+			k := refKey{e.Param, e.RefType, e.RefID}
+			if refSeen[k] {
+				continue
+			}
+			if refSeen == nil {
+				refSeen = map[refKey]bool{}
+			}
+			refSeen[k] = true
 			refParam, refType, refID = append(refParam, e.Param), append(refType, e.RefType), append(refID, e.RefID)
 		case fhir.ParamNumber, fhir.ParamQuantity:
 			numParam, numNum, numLo, numHi = append(numParam, e.Param), append(numNum, e.Num), append(numLo, e.NumLo), append(numHi, e.NumHi)
@@ -369,9 +443,9 @@ func queueIndex(b *pgx.Batch, tenant, typ, id string, entries []fhir.IndexEntry)
 			tenant, typ, id, dateParam, dateLo, dateHi)
 	}
 	if len(refParam) > 0 {
-		b.Queue(`INSERT INTO idx_ref (tenant, type, id, param, ref_type, ref_id)
-			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
-			tenant, typ, id, refParam, refType, refID)
+		b.Queue(`INSERT INTO idx_ref (tenant, type, id, param, ref_type, ref_id, date_hi, codes)
+			SELECT $1, $2, $3, u.*, $7::bigint, $8::text[] FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
+			tenant, typ, id, refParam, refType, refID, refDate, refCodes)
 	}
 	if len(numParam) > 0 {
 		b.Queue(`INSERT INTO idx_number (tenant, type, id, param, num, lo, hi, system, code)

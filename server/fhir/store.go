@@ -98,6 +98,12 @@ type Write struct {
 	Body    json.RawMessage // the validated JSON
 	Index   []IndexEntry    // from search.Extract on Body
 	IfMatch int64           // 0: no version check
+
+	// Fresh says the caller made ID up just now (a server-assigned id on
+	// create), so the resource almost certainly does not exist. A store may
+	// then write version 1 without reading first, and must fall back to an
+	// ordinary Put (by running the transaction again) when it does exist.
+	Fresh bool
 }
 
 // SearchResult is one page of a search.

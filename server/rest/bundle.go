@@ -113,7 +113,7 @@ func (a *API) bundle(c *echo.Context) error {
 	for i, r := range results {
 		out.Entry[i] = responseEntry(base, r, pref)
 	}
-	b, err := marshal(out)
+	b, err := out.encode()
 	if err != nil {
 		return fhir.Errorf(fhir.KindInternal, "encoding Bundle response").Wrap(err)
 	}

@@ -181,7 +181,7 @@ func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepar
 			return writeOutcome{}, fhir.Errorf(fhir.KindPreconditionFailed, "If-None-Exist matches more than one resource").WithCode(fhir.IssueMultipleMatches)
 		}
 	}
-	res, _, err := tx.Put(ctx, &fhir.Write{Type: p.typ, ID: newID(), Body: p.body, Index: p.index})
+	res, _, err := tx.Put(ctx, &fhir.Write{Type: p.typ, ID: newID(), Body: p.body, Index: p.index, Fresh: true})
 	if err != nil {
 		return writeOutcome{}, clientError(err, "creating resource")
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -84,6 +85,9 @@ type builder struct {
 	d    Dialect
 	sb   strings.Builder
 	args []any
+	// outer is the resource id column the index probes correlate with:
+	// "r.id" over resources r, "d.id" over a driving index table d.
+	outer string
 }
 
 // arg appends v as an argument and returns its placeholder.
@@ -225,24 +229,231 @@ func InsertIndex(d Dialect, tenant, typ, id string, entries []fhir.IndexEntry) (
 // q.Count+1 OFFSET q.Offset (the caller drops the extra row and sets
 // HasMore). Errors: KindInvalid for an unknown parameter type or a bad value,
 // KindNotSupported for a modifier or sort the compiler cannot do.
+//
+// When q has a positive indexed parameter (see driver), the page is found on
+// the index tables alone and only its rows of resources are read:
+//
+//	SELECT r.* FROM (SELECT d.id, <sort keys of d.id> FROM (<driver's index rows>) d
+//	                 WHERE <other parameters, probed by d.id> GROUP BY d.id
+//	                 ORDER BY <sort keys>, d.id LIMIT n OFFSET o) k
+//	JOIN resources r ON r.id = k.id ... ORDER BY <sort keys>, k.id
+//
+// Index rows exist only for current, non-deleted versions, so every id the
+// inner query yields has a live resources row. Reading resources rows (which
+// hold the bodies) only for the page is what keeps a search over a patient
+// with thousands of Observations cheap; filtering resources rows first made
+// PostgreSQL visit every one of them.
 func Search(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
-	b := &builder{d: d}
-	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE ")
-	if err := where(b, tenant, q); err != nil {
-		return "", nil, err
-	}
-	if err := orderBy(b, tenant, q); err != nil {
-		return "", nil, err
+	if q.Type == "" {
+		return "", nil, invalid("search without a resource type")
 	}
 	count := max(q.Count, 0)
-	b.w(" LIMIT ", b.arg(int64(count+1)), " OFFSET ", b.arg(int64(max(q.Offset, 0))))
+	drive := driver(q.Params)
+	if drive < 0 {
+		b := &builder{d: d, outer: "r.id"}
+		b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE ")
+		if err := where(b, tenant, q); err != nil {
+			return "", nil, err
+		}
+		keys, err := sortKeys(b, tenant, q)
+		if err != nil {
+			return "", nil, err
+		}
+		b.w(" ORDER BY ")
+		for _, k := range keys {
+			b.w(k.expr, k.dir, ", ")
+		}
+		b.w("r.id ASC")
+		b.w(" LIMIT ", b.arg(int64(count+1)), " OFFSET ", b.arg(int64(max(q.Offset, 0))))
+		s, a := b.result()
+		return s, a, nil
+	}
+	if d.Name == Postgres.Name && latestByRef(q, drive) {
+		return latestSearch(d, tenant, q, drive)
+	}
+	b := &builder{d: d, outer: "d.id"}
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id")
+	keys, err := sortKeys(b, tenant, q)
+	if err != nil {
+		return "", nil, err
+	}
+	for i, k := range keys {
+		if k.expr != "d.id" {
+			b.w(", ", k.expr, " AS s", strconv.Itoa(i))
+		}
+	}
+	b.w(" FROM ")
+	if err := drivenWhere(b, tenant, q, drive); err != nil {
+		return "", nil, err
+	}
+	b.w(" GROUP BY d.id ORDER BY ")
+	for i, k := range keys {
+		if k.expr == "d.id" {
+			b.w("d.id", k.dir, ", ")
+		} else {
+			b.w("s", strconv.Itoa(i), k.dir, ", ")
+		}
+	}
+	b.w("d.id ASC LIMIT ", b.arg(int64(count+1)), " OFFSET ", b.arg(int64(max(q.Offset, 0))), ") k")
+	b.w(" JOIN resources r ON r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.id = k.id WHERE r.deleted = 0 ORDER BY ")
+	for i, k := range keys {
+		if k.expr == "d.id" {
+			b.w("k.id", k.dir, ", ")
+		} else {
+			b.w("k.s", strconv.Itoa(i), k.dir, ", ")
+		}
+	}
+	b.w("k.id ASC")
 	s, a := b.result()
 	return s, a, nil
 }
 
+// RefDateParam is the date parameter whose newest value (MAX(hi)) the
+// PostgreSQL store copies onto each reference index row of the resource, as
+// idx_ref.date_hi (NULL when the resource has none), so that "the newest
+// resources that reference X" is read in order off one index
+// (adapters/postgres migration 0002). Observation, Encounter, Consent and
+// most clinical types name their main date "date".
+const RefDateParam = "date"
+
+// RefCodeParam is the token parameter whose values the PostgreSQL store
+// copies onto each reference index row of the resource, as idx_ref.codes
+// (RefCode of each, NULL when it has none), which idx_ref_value includes:
+// latestSearch filters by code while it walks a target's rows, without a
+// probe per resource.
+const RefCodeParam = "code"
+
+// RefCode is how idx_ref.codes holds one token: system, a tab, code. Neither
+// a uri nor a code can contain a tab (https://hl7.org/fhir/R4/datatypes.html),
+// so the pair is unambiguous.
+func RefCode(system, code string) string { return system + "\t" + code }
+
+// latestByRef reports whether q is "resources referencing one target, newest
+// first" — one reference parameter with one fully typed value drives it, and
+// the only sort is -date — which latestSearch answers by walking idx_ref in
+// date_hi order. The store keeps at most one idx_ref row per resource,
+// parameter and target, so the walk meets each resource once.
+func latestByRef(q *fhir.Query, drive int) bool {
+	p := q.Params[drive]
+	if p.Type != fhir.ParamReference || p.Modifier != "" || len(p.Values) != 1 || len(p.Targets) > 0 {
+		return false
+	}
+	v := p.Values[0]
+	if v.RefType == "" || v.RefID == "" {
+		return false
+	}
+	return len(q.Sort) == 1 && q.Sort[0].Param == RefDateParam && q.Sort[0].Type == fhir.ParamDate && q.Sort[0].Desc
+}
+
+// latestSearch is Search for a query latestByRef accepts (PostgreSQL only):
+// the driving reference's index rows are read newest first from
+// idx_ref_value (…, ref_type, date_hi DESC NULLS LAST, id), each probed for
+// the other parameters, until the page is full. The order is Search's:
+// MAX(hi) of the date parameter descending, resources without one last,
+// then id.
+func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, []any, error) {
+	b := &builder{d: d, outer: "d.id"}
+	v := q.Params[drive].Values[0]
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
+		" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(q.Params[drive].Name), " AND x.ref_id = ", b.arg(v.RefID), " AND x.ref_type = ", b.arg(v.RefType), ") d")
+	// A code given with its system (or as "|code") is matched against the
+	// copy on the row; every other parameter is probed as in Search.
+	sep := " WHERE "
+	skip := map[int]bool{drive: true}
+	for i, p := range q.Params {
+		if i == drive || !codesFilter(p) {
+			continue
+		}
+		skip[i] = true
+		b.w(sep, "d.codes && ARRAY[")
+		sep = " AND "
+		for j, v := range p.Values {
+			if j > 0 {
+				b.w(", ")
+			}
+			b.w(b.arg(RefCode(v.System, v.Code)))
+		}
+		b.w("]::text[]")
+	}
+	for i, p := range q.Params {
+		if skip[i] {
+			continue
+		}
+		b.w(sep)
+		sep = " AND "
+		if err := otherParam(b, tenant, q, p); err != nil {
+			return "", nil, err
+		}
+	}
+	b.w(" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT ", b.arg(int64(max(q.Count, 0)+1)), " OFFSET ", b.arg(int64(max(q.Offset, 0))), ") k")
+	b.w(" JOIN resources r ON r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.id = k.id WHERE r.deleted = 0 ORDER BY k.date_hi DESC NULLS LAST, k.id ASC")
+	s, a := b.result()
+	return s, a, nil
+}
+
+// drivenWhere writes "(<driver's index rows>) d WHERE <the other
+// parameters>" for the parameter at index drive of q.Params. The driver is
+// a derived table (which both databases flatten into a plain scan of its
+// index) so that its rows are named d and the other parameters' probes,
+// which use the alias x, can say x.id = d.id.
+func drivenWhere(b *builder, tenant string, q *fhir.Query, drive int) error {
+	b.w("(")
+	if err := paramCond(b, tenant, q.Type, q.Params[drive], true); err != nil {
+		return err
+	}
+	b.w(" d")
+	return otherParams(b, tenant, q, drive)
+}
+
+// codesFilter reports whether latestSearch can match p against idx_ref.codes:
+// the RefCodeParam token, unmodified, each value with its system (possibly
+// empty, "|code") and a code.
+func codesFilter(p fhir.Param) bool {
+	if p.Name != RefCodeParam || p.Type != fhir.ParamToken || p.Modifier != "" || len(p.Values) == 0 {
+		return false
+	}
+	for _, v := range p.Values {
+		if !v.HasSystem || v.Code == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// otherParams writes the WHERE clause of every parameter but the driving one,
+// each probing the index tables by d.id.
+func otherParams(b *builder, tenant string, q *fhir.Query, drive int) error {
+	sep := " WHERE "
+	for i, p := range q.Params {
+		if i == drive {
+			continue
+		}
+		b.w(sep)
+		sep = " AND "
+		if err := otherParam(b, tenant, q, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// otherParam writes the condition of one non-driving parameter on d.id.
+func otherParam(b *builder, tenant string, q *fhir.Query, p fhir.Param) error {
+	if p.Name == "_lastUpdated" {
+		// The only parameter on resources itself: probe its row.
+		b.w("EXISTS (SELECT 1 FROM resources r WHERE r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.id = d.id AND ")
+		if err := lastUpdatedCond(b, p); err != nil {
+			return err
+		}
+		b.w(")")
+		return nil
+	}
+	return paramCond(b, tenant, q.Type, p, false)
+}
+
 // Count compiles the number of all matches of q (ignoring paging and sort).
 func Count(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
-	b := &builder{d: d}
+	b := &builder{d: d, outer: "r.id"}
 	b.w("SELECT COUNT(*) FROM resources r WHERE ")
 	if err := where(b, tenant, q); err != nil {
 		return "", nil, err
@@ -296,7 +507,13 @@ func driver(ps []fhir.Param) int {
 // semi-joins.
 func (b *builder) open(t, tenant, typ, param string, negate, drive bool) {
 	if drive && !negate {
-		b.w("r.id IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
+		if b.outer == "d.id" {
+			// Search's driving table: the caller names it d.
+			b.w("SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
+				" AND x.param = ", b.arg(param))
+			return
+		}
+		b.w(b.outer, " IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
 			" AND x.param = ", b.arg(param))
 		return
 	}
@@ -304,7 +521,7 @@ func (b *builder) open(t, tenant, typ, param string, negate, drive bool) {
 		b.w("NOT ")
 	}
 	b.w("EXISTS (SELECT 1 FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
-		" AND x.id = r.id AND x.param = ", b.arg(param))
+		" AND x.id = ", b.outer, " AND x.param = ", b.arg(param))
 }
 
 func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
@@ -444,6 +661,22 @@ func likeCond(col string, fold, contains bool) func(*builder, fhir.Value) *fhir.
 		if fold {
 			s = strings.ToLower(s)
 		}
+		if !contains && b.d.Name == Postgres.Name {
+			// PostgreSQL does not treat LIKE as leakproof, so under
+			// row-level security it cannot be an index condition; a range
+			// is. Text columns use the "C" collation (code point order), in
+			// which the strings starting with s are exactly [s, next).
+			if s == "" {
+				b.w(col, " >= ", b.arg(s))
+				return nil
+			}
+			if next, ok := prefixEnd(s); ok {
+				b.w(col, " >= ", b.arg(s), " AND ", col, " < ", b.arg(next))
+				return nil
+			}
+			b.w(col, " >= ", b.arg(s))
+			return nil
+		}
 		pat := escapeLike(s) + "%"
 		if contains {
 			pat = "%" + pat
@@ -451,6 +684,25 @@ func likeCond(col string, fold, contains bool) func(*builder, fhir.Value) *fhir.
 		b.w(col, " LIKE ", b.arg(pat), ` ESCAPE '\'`)
 		return nil
 	}
+}
+
+// prefixEnd returns the least string greater than every string that starts
+// with s, in code point order: s with its last rune replaced by the next
+// valid rune (dropping trailing runes that have none). ok is false when no
+// such string exists (s is all U+10FFFF).
+func prefixEnd(s string) (string, bool) {
+	rs := []rune(s)
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i] + 1
+		if r >= 0xD800 && r <= 0xDFFF {
+			r = 0xE000
+		}
+		if r <= utf8.MaxRune {
+			rs[i] = r
+			return string(rs[:i+1]), true
+		}
+	}
+	return "", false
 }
 
 func exactCond(b *builder, v fhir.Value) *fhir.Error {
@@ -561,7 +813,7 @@ func idCond(b *builder, p fhir.Param) error {
 	if len(ids) == 0 {
 		return invalid("search parameter _id has no value")
 	}
-	b.w("r.id IN (")
+	b.w(b.outer, " IN (")
 	for i, id := range ids {
 		if i > 0 {
 			b.w(", ")
@@ -612,10 +864,16 @@ func lastUpdatedCond(b *builder, p fhir.Param) error {
 	return nil
 }
 
-// orderBy writes ORDER BY for q.Sort with a final tiebreak on id. Resources
+// sortKey is one compiled ORDER BY key: an expression over b.outer and its
+// direction (" ASC", " DESC" or with " NULLS LAST").
+type sortKey struct {
+	expr, dir string
+}
+
+// sortKeys compiles q.Sort (without the final tiebreak on id). Resources
 // lacking a sort value sort last in either direction.
-func orderBy(b *builder, tenant string, q *fhir.Query) error {
-	b.w(" ORDER BY ")
+func sortKeys(b *builder, tenant string, q *fhir.Query) ([]sortKey, error) {
+	keys := make([]sortKey, 0, len(q.Sort))
 	for _, k := range q.Sort {
 		dir := " ASC"
 		agg := "MIN"
@@ -624,10 +882,15 @@ func orderBy(b *builder, tenant string, q *fhir.Query) error {
 		}
 		switch k.Param {
 		case "_id":
-			b.w("r.id", dir, ", ")
+			keys = append(keys, sortKey{b.outer, dir})
 			continue
 		case "_lastUpdated":
-			b.w("r.last_updated", dir, ", ")
+			if b.outer == "r.id" {
+				keys = append(keys, sortKey{"r.last_updated", dir})
+			} else {
+				keys = append(keys, sortKey{"(SELECT r.last_updated FROM resources r WHERE r.tenant = " + b.arg(tenant) +
+					" AND r.type = " + b.arg(q.Type) + " AND r.id = " + b.outer + ")", dir})
+			}
 			continue
 		}
 		var t, col string
@@ -644,18 +907,17 @@ func orderBy(b *builder, tenant string, q *fhir.Query) error {
 		case fhir.ParamNumber, fhir.ParamQuantity:
 			t, col = "idx_number", "x.num"
 		case fhir.ParamReference:
-			return notSupported("sorting by reference parameter %s is not supported", k.Param)
+			return nil, notSupported("sorting by reference parameter %s is not supported", k.Param)
 		default:
-			return invalid("sort parameter %s has unknown type %q", k.Param, k.Type)
+			return nil, invalid("sort parameter %s has unknown type %q", k.Param, k.Type)
 		}
 		// COALESCE(col, col) is col, but it stops SQLite's min/max
 		// optimization from scanning the whole (param, value) index instead
 		// of probing this resource's rows by id.
-		b.w("(SELECT ", agg, "(COALESCE(", col, ", ", col, ")) FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(q.Type),
-			" AND x.id = r.id AND x.param = ", b.arg(k.Param), ")", dir, " NULLS LAST, ")
+		keys = append(keys, sortKey{"(SELECT " + agg + "(COALESCE(" + col + ", " + col + ")) FROM " + t + " x WHERE x.tenant = " + b.arg(tenant) +
+			" AND x.type = " + b.arg(q.Type) + " AND x.id = " + b.outer + " AND x.param = " + b.arg(k.Param) + ")", dir + " NULLS LAST"})
 	}
-	b.w("r.id ASC")
-	return nil
+	return keys, nil
 }
 
 // Include compiles one _include for a page: the current resources that page
@@ -740,7 +1002,7 @@ func LastN(d Dialect, tenant string, q *fhir.Query, max int) (string, []any, err
 	if max < 1 {
 		return "", nil, invalid("$lastn max must be at least 1")
 	}
-	b := &builder{d: d}
+	b := &builder{d: d, outer: "r.id"}
 	// COALESCE keeps SQLite from answering MAX with the (param, hi)
 	// index scan instead of probing this resource's rows.
 	b.w("WITH m AS (SELECT r.id, r.last_updated, (SELECT MAX(COALESCE(x.hi, x.hi)) FROM idx_date x WHERE x.tenant = ", b.arg(tenant),

@@ -158,6 +158,14 @@ func TestSearchSQL(t *testing.T) {
 		return "(SELECT " + agg + "(COALESCE(" + col + ", " + col + ")) FROM " + table + " x WHERE x.tenant = $" + itoa(n) + " AND x.type = $" + itoa(n+1) +
 			" AND x.id = r.id AND x.param = $" + itoa(n+2) + ")"
 	}
+	// The driven shape: the page is chosen on index tables, then joined.
+	const page = "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM "
+	join := func(n int) string {
+		return " JOIN resources r ON r.tenant = $" + itoa(n) + " AND r.type = $" + itoa(n+1) + " AND r.id = k.id WHERE r.deleted = 0"
+	}
+	dSortSub := func(agg, col, table string, n int) string {
+		return strings.Replace(sortSub(agg, col, table, n), "x.id = r.id", "x.id = d.id", 1)
+	}
 	tests := []struct {
 		name     string
 		q        fhir.Query
@@ -169,36 +177,74 @@ func TestSearchSQL(t *testing.T) {
 		{"latest vitals", fhir.Query{Type: "Observation", Count: 10,
 			Params: []fhir.Param{
 				{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}},
-				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{System: "s", HasSystem: true, Code: "c"}}},
+				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{System: "s", HasSystem: true, Code: "c"}, {HasSystem: true, Code: "d"}}},
+				{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "final"}}},
 			},
 			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
-			sel + " AND r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = $3 AND x.type = $4 AND x.param = $5 AND ((x.ref_id = $6 AND x.ref_type = $7)))" +
-				" AND EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $8 AND x.type = $9 AND x.id = r.id AND x.param = $10 AND ((x.system = $11 AND x.code = $12)))" +
-				" ORDER BY " + sortSub("MAX", "x.hi", "idx_date", 13) + " DESC NULLS LAST, r.id ASC LIMIT $16 OFFSET $17",
-			[]any{"t1", "Observation", "t1", "Observation", "subject", "p1", "Patient", "t1", "Observation", "code", "s", "c",
-				"t1", "Observation", "date", int64(11), int64(0)}},
+			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
+				" WHERE d.codes && ARRAY[$6, $7]::text[]" +
+				" AND EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $8 AND x.type = $9 AND x.id = d.id AND x.param = $10 AND ((x.code = $11)))" +
+				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $12 OFFSET $13) k" + join(14) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
+			[]any{"t1", "Observation", "subject", "p1", "Patient", "s\tc", "\td", "t1", "Observation", "status", "final",
+				int64(11), int64(0), "t1", "Observation"}},
+		{"latest vitals, code without system", fhir.Query{Type: "Observation", Count: 10,
+			Params: []fhir.Param{
+				{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}},
+				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "c"}}},
+			},
+			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
+			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
+				" WHERE EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $6 AND x.type = $7 AND x.id = d.id AND x.param = $8 AND ((x.code = $9)))" +
+				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $10 OFFSET $11) k" + join(12) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
+			[]any{"t1", "Observation", "subject", "p1", "Patient", "t1", "Observation", "code", "c",
+				int64(11), int64(0), "t1", "Observation"}},
+		{"oldest vitals", fhir.Query{Type: "Observation", Count: 10,
+			Params: []fhir.Param{
+				{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}},
+				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{System: "s", HasSystem: true, Code: "c"}}},
+			},
+			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate}}},
+			page + "(SELECT d.id, " + dSortSub("MIN", "x.lo", "idx_date", 1) + " AS s0" +
+				" FROM (SELECT x.id FROM idx_ref x WHERE x.tenant = $4 AND x.type = $5 AND x.param = $6 AND ((x.ref_id = $7 AND x.ref_type = $8))) d" +
+				" WHERE EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $9 AND x.type = $10 AND x.id = d.id AND x.param = $11 AND ((x.system = $12 AND x.code = $13)))" +
+				" GROUP BY d.id ORDER BY s0 ASC NULLS LAST, d.id ASC LIMIT $14 OFFSET $15) k" + join(16) + " ORDER BY k.s0 ASC NULLS LAST, k.id ASC",
+			[]any{"t1", "Observation", "date", "t1", "Observation", "subject", "p1", "Patient", "t1", "Observation", "code", "s", "c",
+				int64(11), int64(0), "t1", "Observation"}},
 		{"reference drives", fhir.Query{Type: "Observation", Count: 1,
 			Params: []fhir.Param{
 				{Name: "status", Type: fhir.ParamToken, Modifier: "not", Values: []fhir.Value{{Code: "x"}}},
 				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "c"}}},
 				{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefID: "p1"}}},
 			}},
-			sel + " AND NOT EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $3 AND x.type = $4 AND x.id = r.id AND x.param = $5 AND ((x.code = $6)))" +
-				" AND EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $7 AND x.type = $8 AND x.id = r.id AND x.param = $9 AND ((x.code = $10)))" +
-				" AND r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = $11 AND x.type = $12 AND x.param = $13 AND ((x.ref_id = $14)))" +
-				" ORDER BY r.id ASC LIMIT $15 OFFSET $16",
-			[]any{"t1", "Observation", "t1", "Observation", "status", "x", "t1", "Observation", "code", "c", "t1", "Observation", "subject", "p1", int64(2), int64(0)}},
+			page + "(SELECT d.id FROM (SELECT x.id FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND ((x.ref_id = $4))) d" +
+				" WHERE NOT EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $5 AND x.type = $6 AND x.id = d.id AND x.param = $7 AND ((x.code = $8)))" +
+				" AND EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $9 AND x.type = $10 AND x.id = d.id AND x.param = $11 AND ((x.code = $12)))" +
+				" GROUP BY d.id ORDER BY d.id ASC LIMIT $13 OFFSET $14) k" + join(15) + " ORDER BY k.id ASC",
+			[]any{"t1", "Observation", "subject", "p1", "t1", "Observation", "status", "x", "t1", "Observation", "code", "c", int64(2), int64(0), "t1", "Observation"}},
 		{"first positive drives", fhir.Query{Type: "Observation", Count: 1,
 			Params: []fhir.Param{
 				{Name: "status", Type: fhir.ParamToken, Modifier: "missing", Missing: boolp(true)},
 				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "c"}}},
 				{Name: "date", Type: fhir.ParamDate, Values: []fhir.Value{{Prefix: fhir.PrefixGt, Lo: march, Hi: april}}},
 			}},
-			sel + " AND NOT EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $3 AND x.type = $4 AND x.id = r.id AND x.param = $5)" +
-				" AND r.id IN (SELECT x.id FROM idx_token x WHERE x.tenant = $6 AND x.type = $7 AND x.param = $8 AND ((x.code = $9)))" +
-				" AND EXISTS (SELECT 1 FROM idx_date x WHERE x.tenant = $10 AND x.type = $11 AND x.id = r.id AND x.param = $12 AND ((x.hi > $13)))" +
-				" ORDER BY r.id ASC LIMIT $14 OFFSET $15",
-			[]any{"t1", "Observation", "t1", "Observation", "status", "t1", "Observation", "code", "c", "t1", "Observation", "date", aprilµ, int64(2), int64(0)}},
+			page + "(SELECT d.id FROM (SELECT x.id FROM idx_token x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND ((x.code = $4))) d" +
+				" WHERE NOT EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $5 AND x.type = $6 AND x.id = d.id AND x.param = $7)" +
+				" AND EXISTS (SELECT 1 FROM idx_date x WHERE x.tenant = $8 AND x.type = $9 AND x.id = d.id AND x.param = $10 AND ((x.hi > $11)))" +
+				" GROUP BY d.id ORDER BY d.id ASC LIMIT $12 OFFSET $13) k" + join(14) + " ORDER BY k.id ASC",
+			[]any{"t1", "Observation", "code", "c", "t1", "Observation", "status", "t1", "Observation", "date", aprilµ, int64(2), int64(0), "t1", "Observation"}},
+		{"driven, with _id, _lastUpdated and sorts on resources", fhir.Query{Type: "Observation", Count: 3,
+			Params: []fhir.Param{
+				{Name: "_id", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "o1"}, {Code: "o2"}}},
+				{Name: "_lastUpdated", Type: fhir.ParamDate, Values: []fhir.Value{{Prefix: fhir.PrefixGe, Lo: march, Hi: april}}},
+				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "c"}}},
+			},
+			Sort: []fhir.SortKey{{Param: "_lastUpdated", Desc: true}, {Param: "_id", Desc: true}}},
+			page + "(SELECT d.id, (SELECT r.last_updated FROM resources r WHERE r.tenant = $1 AND r.type = $2 AND r.id = d.id) AS s0" +
+				" FROM (SELECT x.id FROM idx_token x WHERE x.tenant = $3 AND x.type = $4 AND x.param = $5 AND ((x.code = $6))) d" +
+				" WHERE d.id IN ($7, $8)" +
+				" AND EXISTS (SELECT 1 FROM resources r WHERE r.tenant = $9 AND r.type = $10 AND r.id = d.id AND ((r.last_updated >= $11)))" +
+				" GROUP BY d.id ORDER BY s0 DESC, d.id DESC, d.id ASC LIMIT $12 OFFSET $13) k" + join(14) + " ORDER BY k.s0 DESC, k.id DESC, k.id ASC",
+			[]any{"t1", "Observation", "t1", "Observation", "code", "c", "o1", "o2", "t1", "Observation", marchµ, int64(4), int64(0), "t1", "Observation"}},
 		{"sort keys", fhir.Query{Type: "Patient", Count: 5, Sort: []fhir.SortKey{
 			{Param: "birthdate", Type: fhir.ParamDate},
 			{Param: "name", Type: fhir.ParamString, Desc: true},
@@ -454,5 +500,59 @@ func TestMicros(t *testing.T) {
 	}
 	if n := Now(); n.Location() != time.UTC || n.Nanosecond()%1000 != 0 {
 		t.Errorf("Now() = %v, want UTC at microsecond precision", n)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"abc", "abd", true},
+		{"é", "ê", true},
+		{"a\U0010FFFF", "b", true},
+		{"a\uD7FF", "a\uE000", true},
+		{"\U0010FFFF", "", false},
+	}
+	for _, tc := range tests {
+		got, ok := prefixEnd(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("prefixEnd(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestPostgresPrefixRange checks string prefix searches compile to a range
+// on PostgreSQL (LIKE is not leakproof, so under row-level security it could
+// not use an index) and stay LIKE on SQLite and for :contains.
+func TestPostgresPrefixRange(t *testing.T) {
+	name := func(mod, v string) *fhir.Query {
+		return &fhir.Query{Type: "Patient", Params: []fhir.Param{{Name: "name", Type: fhir.ParamString, Modifier: mod, Values: []fhir.Value{{String: v}}}}}
+	}
+	tests := []struct {
+		name     string
+		d        Dialect
+		q        *fhir.Query
+		wantCond string
+		wantArgs []any
+	}{
+		{"postgres prefix", Postgres, name("", "Smi"), "((x.value >= $6 AND x.value < $7))", []any{"smi", "smj"}},
+		{"postgres empty prefix", Postgres, name("", ""), "((x.value >= $6))", []any{""}},
+		{"postgres contains", Postgres, name("contains", "mi_"), `((x.value LIKE $6 ESCAPE '\'))`, []any{`%mi\_%`}},
+		{"sqlite prefix", SQLite, name("", "Smi"), `((x.value LIKE ? ESCAPE '\'))`, []any{"smi%"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sql, args, err := Count(tc.d, "t1", tc.q)
+			if err != nil {
+				t.Fatalf("Count: %v", err)
+			}
+			if !strings.HasSuffix(sql, " AND "+tc.wantCond+")") {
+				t.Errorf("SQL %s\ndoes not end with the condition %s", sql, tc.wantCond)
+			}
+			if diff := cmp.Diff(tc.wantArgs, args[len(args)-len(tc.wantArgs):]); diff != "" {
+				t.Errorf("value args (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
