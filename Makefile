@@ -50,7 +50,7 @@ services:
 
 ## bench: load benchmarks against a server on PostgreSQL (see README)
 bench: services
-	$(GO) run ./server/cmd/pwbench
+	$(GO) run ./server/cmd/pwbench $(ARGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s
