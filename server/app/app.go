@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -52,6 +53,12 @@ type Config struct {
 	PublicBaseURL string // external base URL, when behind a proxy
 	AccessLog     bool   // one log line per request (route pattern and status only)
 	Logger        *slog.Logger
+
+	// Device ingestion over MQTT and NATS (off unless configured), and the
+	// interval of the held-reading sweep (0 means 30s; negative: no sweep).
+	MQTT          MQTTConfig
+	NATS          NATSConfig
+	SweepInterval time.Duration
 }
 
 // App is a wired, running-capable server.
@@ -62,6 +69,9 @@ type App struct {
 	log     *slog.Logger
 	handler http.Handler
 	ingest  *ingest.Ingestor // nil when the store keeps no ingestion tables
+
+	runners   []runner        // transports and sweep, run by Serve
+	mqttReady <-chan struct{} // nil when MQTT is off
 }
 
 // OpenStore opens the store the config names and applies migrations.
@@ -140,6 +150,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: device.NewSet(builtin)})
 		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes})
+		if err := a.setupTransports(ctx); err != nil {
+			a.closeRunners()
+			store.Close()
+			return nil, fmt.Errorf("setting up ingestion: %w", err)
+		}
+	} else if cfg.MQTT.Broker != "" || cfg.NATS.URL != "" {
+		store.Close()
+		return nil, errors.New("MQTT or NATS ingestion configured, but the store keeps no ingestion tables")
 	}
 
 	e.GET("/healthz", func(c *echo.Context) error {
@@ -151,6 +169,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		if err := store.Ping(ctx); err != nil {
 			a.log.Warn("readiness check failed", "err", err)
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+		}
+		if !a.IngestReady() {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "ingestion transports not subscribed yet"})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -218,8 +239,12 @@ func (a *App) Ingestor() *ingest.Ingestor { return a.ingest }
 func (a *App) Store() fhir.Store { return a.store }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops
-// accepting connections, lets requests in flight finish (up to 15 s), and
-// closes the store.
+// accepting connections, lets requests in flight finish (up to 15 s), stops
+// the ingestion transports (their in-flight readings finish and are
+// acknowledged; the rest stay with the broker) and the sweep, and closes the
+// store. A transport that stops on its own (e.g. its consumer cannot be
+// created) shuts the server down with its error, so that the process is
+// restarted rather than silently not ingesting.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -229,21 +254,45 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	bgctx, bgcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer bgcancel()
+	var bg sync.WaitGroup
+	bgerr := make(chan error, len(a.runners))
+	for _, r := range a.runners {
+		bg.Go(func() {
+			err := r.run(bgctx)
+			if r.close != nil {
+				r.close()
+			}
+			if err != nil && bgctx.Err() == nil {
+				bgerr <- runnerErr(r.name, err)
+			}
+		})
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	served := false
 	select {
-	case err := <-errc:
-		a.store.Close()
-		return err
+	case err = <-errc:
+		served = true
+	case err = <-bgerr:
+		a.log.Error("ingestion transport stopped", "err", err)
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
 		err = serr
 	}
+	if !served {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+	}
+	bgcancel()
+	bg.Wait()
 	if cerr := a.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -251,7 +300,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the store without serving (for commands that never Serve).
-func (a *App) Close() error { return a.store.Close() }
+func (a *App) Close() error {
+	a.closeRunners()
+	return a.store.Close()
+}
 
 type httpMetrics struct {
 	registry *prometheus.Registry

@@ -6,10 +6,19 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/app"
@@ -53,6 +62,49 @@ func WithLogger(w io.Writer) Option {
 	return func(c *app.Config) { c.Logger = slog.New(slog.NewJSONHandler(w, nil)) }
 }
 
+// WithMQTT turns on MQTT ingestion (see app.MQTTConfig).
+func WithMQTT(m app.MQTTConfig) Option { return func(c *app.Config) { c.MQTT = m } }
+
+// WithNATS turns on NATS JetStream ingestion (see app.NATSConfig).
+func WithNATS(n app.NATSConfig) Option { return func(c *app.Config) { c.NATS = n } }
+
+// WithSweep sets the held-reading sweep interval (negative: off).
+func WithSweep(d time.Duration) Option { return func(c *app.Config) { c.SweepInterval = d } }
+
+// MQTTBroker and NATSURL are the local brokers of the development and CI
+// machines (see /work/shared/NOTES.md).
+const (
+	MQTTBroker = "tcp://127.0.0.1:1883"
+	NATSURL    = "nats://127.0.0.1:4222"
+)
+
+// RequireTCP skips the test when nothing listens at addr (host:port),
+// unless CI is set: then it fails. what names the service in the message.
+func RequireTCP(t testing.TB, what, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not reachable at %s (CI is set): %v", what, addr, err)
+		}
+		t.Skipf("%s not reachable at %s: %v", what, addr, err)
+	}
+	c.Close()
+}
+
+// WaitIngestReady waits until the server's MQTT subscription is in place
+// (readings published before it would find no subscriber).
+func (s *Server) WaitIngestReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !s.App.IngestReady() {
+		if time.Now().After(deadline) {
+			t.Fatalf("ingestion transports not ready after %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Tenants registered in every test server.
 var Tenants = []string{"acme", "globex"}
 
@@ -93,3 +145,63 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // FHIRBase is the FHIR base URL of a tenant.
 func (s *Server) FHIRBase(tenant string) string { return s.URL + "/t/" + tenant + "/fhir" }
+
+// MQTTPublisher connects a QoS 1 publisher (clean session) to the local
+// broker and disconnects it when the test ends. Its Publish returns once
+// the broker sent PUBACK: the broker has accepted the reading.
+func MQTTPublisher(t testing.TB, clientID string) *autopaho.ConnectionManager {
+	t.Helper()
+	RequireTCP(t, "Mosquitto", "127.0.0.1:1883")
+	u, _ := url.Parse(MQTTBroker)
+	ctx, cancel := context.WithCancel(context.Background())
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ConnectTimeout:                5 * time.Second,
+		ClientConfig:                  paho.ClientConfig{ClientID: clientID},
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("mqtt publisher: %v", err)
+	}
+	t.Cleanup(func() {
+		dctx, dc := context.WithTimeout(context.Background(), 5*time.Second)
+		defer dc()
+		_ = cm.Disconnect(dctx)
+		cancel()
+	})
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	if err := cm.AwaitConnection(actx); err != nil {
+		t.Fatalf("mqtt publisher connect: %v", err)
+	}
+	return cm
+}
+
+// JetStream connects to the local NATS server, and deletes the named
+// streams and closes the connection when the test ends.
+func JetStream(t testing.TB, deleteStreams ...string) jetstream.JetStream {
+	t.Helper()
+	RequireTCP(t, "NATS", "127.0.0.1:4222")
+	nc, err := nats.Connect(NATSURL)
+	if err != nil {
+		t.Fatalf("connecting to NATS: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		t.Fatalf("jetstream: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range deleteStreams {
+			if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("deleting stream %s: %v", s, err)
+			}
+		}
+		nc.Close()
+	})
+	return js
+}

@@ -140,10 +140,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	accessLog := fs.Bool("access-log", env(getenv, "PULSEWIRE_ACCESS_LOG", "true") == "true",
 		"log one line per request: route pattern and status, never query or body (env PULSEWIRE_ACCESS_LOG)")
 	level := fs.String("log-level", env(getenv, "PULSEWIRE_LOG_LEVEL", "info"), "debug, info, warn or error (env PULSEWIRE_LOG_LEVEL)")
+	if err := ingestFlags(fs, &cfg, getenv); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.MaxBodyBytes = *maxBody
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = -1 // the flag's "off"; app.Config's zero means the default
+	}
 	cfg.AccessLog = *accessLog
 	cfg.Logger = logger(stderr, *level)
 	for _, t := range strings.Split(*tenants, ",") {
@@ -166,7 +172,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		storeName = "postgres"
 	}
 	base := "http://" + ln.Addr().String()
-	cfg.Logger.Info("pulsewire started", "addr", ln.Addr().String(), "store", storeName, "tenants", cfg.Tenants)
+	cfg.Logger.Info("pulsewire started", "addr", ln.Addr().String(), "store", storeName, "tenants", cfg.Tenants,
+		"mqtt", cfg.MQTT.Broker != "", "nats", cfg.NATS.URL != "")
 	for _, t := range cfg.Tenants {
 		fmt.Fprintf(stdout, "FHIR base URL for tenant %s: %s/t/%s/fhir\n", t, base, t)
 	}
