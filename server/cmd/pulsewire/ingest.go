@@ -34,7 +34,7 @@ func ingestCommand(ctx context.Context, cmd string, args []string, getenv func(s
 	var devices multiFlag
 	fs.Var(&devices, "device", "device identifier value the key may send for (repeatable; none: any device of the tenant)")
 	tplDir := fs.String("templates", "", "directory of device templates merged over the built-ins (for replay)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(args)); err != nil {
 		return err
 	}
 	if *tenant == "" {
@@ -81,6 +81,9 @@ func ingestCommand(ctx context.Context, cmd string, args []string, getenv func(s
 		if err != nil {
 			return err
 		}
+		if len(dls) == 0 {
+			fmt.Fprintln(stdout, "no dead letters")
+		}
 		for _, d := range dls {
 			replayed := ""
 			if !d.ReplayedAt.IsZero() {
@@ -119,6 +122,31 @@ func ingestCommand(ctx context.Context, cmd string, args []string, getenv func(s
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd+" "+sub)
+}
+
+// flagsFirst moves flags before positional arguments, so that both
+// "dead-letters show ID --tenant T" and "dead-letters show --tenant T ID"
+// work (package flag stops at the first positional argument). Every flag of
+// these commands takes a value, so a flag without "=" takes the next argument.
+func flagsFirst(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
 }
 
 // multiFlag is a repeatable string flag.

@@ -5,6 +5,7 @@
 //	pulsewire tenant add T  register a tenant
 //	pulsewire load-sample   load synthetic sample data into a running server
 //	pulsewire mapping test  show the FHIR resources a device payload maps to
+//	pulsewire device-key add, dead-letters list|show|replay, ingest release
 //
 // main only parses flags and environment into an app.Config and wires; see
 // package server/app. Every flag has an environment variable (12-factor).
@@ -51,6 +52,9 @@ commands:
   tenant add   register tenants: pulsewire tenant add NAME...
   load-sample  load synthetic sample data into a running server
   mapping test show what a device payload maps to, or why it does not match
+  device-key add      create a device or gateway key: --tenant T [--device ID]...
+  dead-letters list|show ID|replay ID   inspect and replay unmappable readings (--tenant T)
+  ingest release      release held readings whose device now has a patient (--tenant T)
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.

@@ -135,3 +135,43 @@ func TestMappingTest(t *testing.T) {
 		t.Errorf("a payload with a bad time: err %v, output:\n%s", err, out.String())
 	}
 }
+
+// TestIngestCommands runs the ingestion operator commands on an embedded
+// store, with the ID given before or after the flags.
+func TestIngestCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := func(k string) string {
+		if k == "PULSEWIRE_DATA_DIR" {
+			return dir
+		}
+		return ""
+	}
+	ctx := context.Background()
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(ctx, args, env, &out, io.Discard); err != nil {
+			t.Fatalf("pulsewire %v: %v", args, err)
+		}
+		return out.String()
+	}
+	runOK("tenant", "add", "acme")
+	if out := runOK("device-key", "add", "--tenant", "acme", "--device", "SN-7"); !strings.Contains(out, "pwk_") {
+		t.Errorf("device-key add printed %q, want a pwk_ key", out)
+	}
+	if out := runOK("dead-letters", "list", "--tenant", "acme"); !strings.Contains(out, "no dead letters") {
+		t.Errorf("dead-letters list printed %q", out)
+	}
+	for _, args := range [][]string{
+		{"dead-letters", "show", "nosuch", "--tenant", "acme"},
+		{"dead-letters", "show", "--tenant", "acme", "nosuch"},
+	} {
+		err := run(ctx, args, env, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("pulsewire %v: %v, want a not-found error", args, err)
+		}
+	}
+	if out := runOK("ingest", "release", "--tenant", "acme"); !strings.Contains(out, "released 0") {
+		t.Errorf("ingest release printed %q", out)
+	}
+}
