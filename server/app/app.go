@@ -59,6 +59,11 @@ type Config struct {
 	MQTT          MQTTConfig
 	NATS          NATSConfig
 	SweepInterval time.Duration
+
+	// TemplatesDir holds device mapping templates laid over the built-in
+	// ones; it is re-read every TemplatesReload when a file changed.
+	TemplatesDir    string
+	TemplatesReload time.Duration
 }
 
 // App is a wired, running-capable server.
@@ -148,7 +153,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			store.Close()
 			return nil, fmt.Errorf("loading built-in device templates: %w", err)
 		}
-		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: device.NewSet(builtin)})
+		set := device.NewSet(builtin)
+		if err := a.setupTemplates(set, cfg.TemplatesDir, cfg.TemplatesReload); err != nil {
+			store.Close()
+			return nil, err
+		}
+		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: set})
 		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes})
 		if err := a.setupTransports(ctx); err != nil {
 			a.closeRunners()

@@ -54,6 +54,12 @@ var Backends = []struct {
 	{"postgres", Postgres},
 }
 
+// WithTemplates lays the device templates in dir over the built-in ones and
+// re-reads dir every reload.
+func WithTemplates(dir string, reload time.Duration) Option {
+	return func(c *app.Config) { c.TemplatesDir, c.TemplatesReload = dir, reload }
+}
+
 // WithMaxBody sets the request body limit.
 func WithMaxBody(n int64) Option { return func(c *app.Config) { c.MaxBodyBytes = n } }
 

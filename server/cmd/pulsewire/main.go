@@ -147,6 +147,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := ingestFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
+	fs.StringVar(&cfg.TemplatesDir, "templates", getenv("PULSEWIRE_TEMPLATES"),
+		"directory of device mapping templates (JSON) laid over the built-in ones (env PULSEWIRE_TEMPLATES)")
+	reload, err := durationEnv(getenv, "PULSEWIRE_TEMPLATES_RELOAD", 5*time.Second)
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&cfg.TemplatesReload, "templates-reload", reload,
+		"how often the templates directory is checked for changes; 0: never (env PULSEWIRE_TEMPLATES_RELOAD)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
