@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsewire/pulsewire/mappings/device"
 	"github.com/pulsewire/pulsewire/mappings/fhirobs"
+	"github.com/pulsewire/pulsewire/mappings/vocab"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/ingest/tables"
 	"github.com/pulsewire/pulsewire/server/search"
@@ -248,6 +249,9 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 				}
 				devs[it.device] = ds
 			}
+			if err := in.ensureMetric(ctx, tenant, tx, it); err != nil {
+				return nil, err
+			}
 			patient := it.m.PatientID
 			if patient == "" {
 				patient = ds.patientAt(it.m.Time)
@@ -325,6 +329,38 @@ func (in *Ingestor) loadDevice(ctx context.Context, tenant string, tx fhir.Tx, i
 		return nil, err
 	}
 	return &deviceState{assoc: as}, nil
+}
+
+// MetricID is the DeviceMetric id of one channel of a device measuring one
+// vital: stable, so the metric is written once, on first sight.
+func MetricID(deviceID, channel, vital string) string {
+	return "dm-" + HashKey(deviceID+"|"+channel+"|"+vital)[:20]
+}
+
+// ensureMetric writes a DeviceMetric for the reading's channel when the
+// template reads one (the payload says which channel measured it) and the
+// metric does not exist yet. The device lock taken by lockAll covers it.
+func (in *Ingestor) ensureMetric(ctx context.Context, tenant string, tx fhir.Tx, it item) error {
+	if it.m.Channel == "" {
+		return nil
+	}
+	v, ok := vocab.ByKey(it.m.Type)
+	if !ok {
+		return nil // not a vocabulary vital: there is no MDC type to give the metric
+	}
+	id := MetricID(it.device, it.m.Channel, v.Key)
+	_, err := tx.Read(ctx, tenant, "DeviceMetric", id)
+	if err == nil || fhir.IsKind(err, fhir.KindGone) {
+		return nil
+	}
+	if !fhir.IsKind(err, fhir.KindNotFound) {
+		return err
+	}
+	body, err := fhirobs.DeviceMetric(id, it.device, it.m.Channel, v)
+	if err != nil {
+		return err
+	}
+	return in.put(ctx, tx, "DeviceMetric", id, body)
 }
 
 // ensureDevice writes the Device with id when it never existed.
