@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.patients, "patients", 1000, "patients in the data set")
 	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
-	fs.StringVar(&c.only, "only", "", "run only this workload: post, get or latest")
+	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest or ingest")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,12 +94,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	key, err := deviceKey(ctx, bin, dsn)
+	if err != nil {
+		return err
+	}
+	var readingSeq atomic.Int64
+	start := time.Now().UTC()
+
 	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req   errors   target\n")
 	type workload struct {
 		name    string
 		clients int
 		target  string
 		req     func(rng *rand.Rand) (*http.Request, int)
+		perReq  int // readings per request, for the ingest workload
 	}
 	workloads := []workload{
 		{"post", 32, ">= 3,000 req/s", func(rng *rand.Rand) (*http.Request, int) {
@@ -109,18 +117,39 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			req.Header.Set("Content-Type", "application/fhir+json")
 			req.Header.Set("Prefer", "return=minimal")
 			return req, http.StatusCreated
-		}},
+		}, 1},
 		{"get", 32, ">= 15,000 req/s", func(rng *rand.Rand) (*http.Request, int) {
 			req, _ := http.NewRequest(http.MethodGet, base+"/Observation/"+obsID(rng.IntN(c.observations)), nil)
 			return req, http.StatusOK
-		}},
+		}, 1},
 		{"latest", 8, "p99 <= 10 ms", func(rng *rand.Rand) (*http.Request, int) {
 			p := rng.IntN(c.patients) + 1
 			code := vitals[rng.IntN(len(vitals))].loinc
 			req, _ := http.NewRequest(http.MethodGet, base+"/Observation?subject=Patient/"+patID(p)+
 				"&code=http://loinc.org|"+code+"&_sort=-date&_count=10", nil)
 			return req, http.StatusOK
-		}},
+		}, 1},
+		// Device ingest: HTTP batches of ingestBatch heart-rate readings,
+		// each with its own device and time (no duplicates), acknowledged
+		// after commit. req/s x batch = readings/s.
+		{"ingest", 4, ">= 30,000 readings/s", func(rng *rand.Rand) (*http.Request, int) {
+			var b bytes.Buffer
+			b.WriteString(`{"readings":[`)
+			for i := range ingestBatch {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				n := readingSeq.Add(1)
+				p := rng.IntN(c.patients) + 1
+				fmt.Fprintf(&b, `{"deviceId":"bench-gw-%d","time":%q,"patientId":%q,"heartRate":%d}`,
+					p, start.Add(time.Duration(n)*time.Millisecond).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
+			}
+			b.WriteString(`]}`)
+			req, _ := http.NewRequest(http.MethodPost, srv.url+"/t/bench/ingest/readings", &b)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+key)
+			return req, http.StatusOK
+		}, ingestBatch},
 	}
 	for _, w := range workloads {
 		if c.only != "" && c.only != w.name {
@@ -132,8 +161,27 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %8d   %s\n", w.name, w.clients, r.rps,
 			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), r.errors, w.target)
+		if w.perReq > 1 {
+			fmt.Fprintf(out, "%-18s %8s %8.0f readings/s, %s CPU/reading (p50/p99 are per batch of %d)\n", "", "",
+				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
+		}
 	}
 	return nil
+}
+
+const ingestBatch = 200
+
+// deviceKey creates a gateway key for the bench tenant with the CLI.
+func deviceKey(ctx context.Context, bin, dsn string) (string, error) {
+	b, err := exec.CommandContext(ctx, bin, "device-key", "add", "--postgres", dsn, "--tenant", "bench").Output()
+	if err != nil {
+		return "", fmt.Errorf("creating a device key: %w", err)
+	}
+	lines := strings.Fields(strings.TrimSpace(string(b)))
+	if len(lines) == 0 {
+		return "", errors.New("device-key add printed nothing")
+	}
+	return lines[len(lines)-1], nil
 }
 
 func envOr(k, def string) string {
