@@ -334,7 +334,7 @@ func (in *Ingestor) loadDevice(ctx context.Context, tenant string, tx fhir.Tx, i
 // MetricID is the DeviceMetric id of one channel of a device measuring one
 // vital: stable, so the metric is written once, on first sight.
 func MetricID(deviceID, channel, vital string) string {
-	return "dm-" + HashKey(deviceID+"|"+channel+"|"+vital)[:20]
+	return "dm-" + HashKey(deviceID + "|" + channel + "|" + vital)[:20]
 }
 
 // ensureMetric writes a DeviceMetric for the reading's channel when the
