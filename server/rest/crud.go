@@ -280,15 +280,7 @@ func (a *API) update(c *echo.Context) error {
 	if err := checkURLID(id); err != nil {
 		return err
 	}
-	ifMatch, err := parseETag(c.Request().Header.Get("If-Match"))
-	if err != nil {
-		return err
-	}
-	body, err := a.readBody(c)
-	if err != nil {
-		return err
-	}
-	p, err := a.prepare(body, typ)
+	ifMatch, p, err := a.readUpdate(c, typ)
 	if err != nil {
 		return err
 	}
@@ -303,6 +295,24 @@ func (a *API) update(c *echo.Context) error {
 	})
 }
 
+// readUpdate reads what an update carries: the If-Match version (0 when
+// absent) and the validated resource of type typ.
+func (a *API) readUpdate(c *echo.Context, typ string) (int64, *prepared, error) {
+	ifMatch, err := parseETag(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := a.readBody(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := a.prepare(body, typ)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ifMatch, p, nil
+}
+
 func (a *API) conditionalUpdate(c *echo.Context) error {
 	typ := c.Param("type")
 	if err := a.checkType(typ); err != nil {
@@ -312,15 +322,7 @@ func (a *API) conditionalUpdate(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ifMatch, err := parseETag(c.Request().Header.Get("If-Match"))
-	if err != nil {
-		return err
-	}
-	body, err := a.readBody(c)
-	if err != nil {
-		return err
-	}
-	p, err := a.prepare(body, typ)
+	ifMatch, p, err := a.readUpdate(c, typ)
 	if err != nil {
 		return err
 	}
