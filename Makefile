@@ -20,7 +20,7 @@ sample:
 build:
 	$(GO) build -o bin/pulsewire ./server/cmd/pulsewire
 
-## test: the full suite; starts PostgreSQL/Redis when down (see .ci/services)
+## test: the full suite; starts PostgreSQL, NATS, Mosquitto (and Redis) when down (see .ci/services)
 test: services fetch-examples
 	$(GO) test -count=1 -timeout 20m ./...
 	@echo "REST suite again on PostgreSQL:"
@@ -44,7 +44,7 @@ generate:
 fetch-examples:
 	@bash conformance/fetch-examples.sh $(EXAMPLES) || { if [ -n "$$CI" ]; then exit 1; fi; echo "SKIPPED: could not fetch the FHIR examples (npm); the examples corpus test will skip"; }
 
-## services: start PostgreSQL and Redis when they are down
+## services: start PostgreSQL, NATS, Mosquitto and Redis when they are down
 services:
 	@bash .ci/services
 
