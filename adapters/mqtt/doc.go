@@ -35,7 +35,7 @@
 //	# use_identity_as_username true (the certificate CN becomes %u)
 //	acl_file /etc/mosquitto/acl
 //	persistence true
-//	max_queued_messages 0   # 0 = no limit (default 1000): never drop QoS 1 readings queued for an offline subscriber session
+//	max_queued_messages 0   # REQUIRED: 0 = no limit (default 1000); see "Broker queue limit" below
 //
 //	# /etc/mosquitto/acl (reloaded on SIGHUP)
 //	# (a) per-device credential, both tenant and device bound: provisioning
@@ -92,7 +92,48 @@
 // back by the ordering rule. Those are handed to the handler a second time,
 // which the ingestion core tolerates (readings are idempotent by tenant,
 // device, code and effective time). The receive window (Receive Maximum,
-// Config.InFlight) bounds how many readings that can be.
+// Config.InFlight) is meant to bound how many readings that can be; see
+// below for how far Mosquitto keeps to it.
+//
+// # Broker queue limit: set max_queued_messages 0
+//
+// Mosquitto holds, per subscriber session, the QoS 1 messages beyond the
+// in-flight window in a queue capped by max_queued_messages (default 1000;
+// the cap applies to connected sessions as much as to offline ones). Beyond
+// the cap it discards new messages for that session, although it has already
+// sent the publisher its PUBACK, and logs only "Outgoing messages are being
+// dropped for client {id}". No subscriber can get those readings back. With
+// the stock setting this happens as soon as publishers outrun ingestion by
+// 1000 readings, e.g. for the seconds a replica restarts under load.
+// server/cmd/pulsewire's crash test with 10,000 readings against the stock
+// broker (PULSEWIRE_CRASH_MQTT_BROKER=tcp://127.0.0.1:1883) lost 2,282 of
+// its 3,333 MQTT readings and none of the HTTP or NATS ones; it therefore
+// runs its own Mosquitto with the limit off, and loses nothing.
+// So a deployment must set max_queued_messages 0 (or a bound it has sized
+// for its largest outage times its reading rate) and, for broker restarts,
+// persistence true; a session's queue then grows with the backlog, bounded
+// by the broker's memory (memory_limit, if set, refuses publishes instead:
+// the publisher sees the failure and can retry). max_queued_bytes must stay
+// 0 (unlimited) for the same reason.
+//
+// # Receive Maximum is not a bound on what arrives
+//
+// Config.InFlight is announced to the broker as Receive Maximum, but
+// Mosquitto 2.0.11 does not keep to it once PUBACKs flow: resuming a session
+// with 5,000 queued readings and Receive Maximum 32, the subscriber had up
+// to 4,767 readings waiting for a handler (Stats.MaxQueued; a client that
+// acknowledges nothing does get exactly 32). paho.golang reads every packet
+// of a connection on one goroutine and hands PUBLISH packets on through a
+// channel of Receive Maximum slots, so a subscriber that blocks when its
+// queue is full also stops SUBACK and PINGRESP from being read: after a
+// restart under load the SUBSCRIBE timed out ("mqtt subscribe failed ...
+// context deadline exceeded", readiness never reached; a goroutine dump
+// showed paho's read loop waiting on that channel), and a stall longer than
+// the keep-alive would have the connection dropped. The queue to
+// the handler goroutines is therefore unbounded; its depth is bounded by the
+// session's backlog at the broker, and each waiting reading costs its
+// payload (at most MaxPayload) plus about 200 bytes. Stats.OverWindow counts
+// readings that arrived beyond the window, and the first one is logged.
 //
 // Observed with Mosquitto 2.0.11 (the tests check each point): readings not
 // acknowledged come back on the next connection of the same client id (those

@@ -50,6 +50,8 @@ type Config struct {
 	Concurrency int    // handler goroutines; default 8
 	// InFlight is the Receive Maximum sent to the broker: how many
 	// unacknowledged readings it may send at once. Default 4*Concurrency.
+	// Not every broker keeps to it (see the package comment), so it does
+	// not bound the subscriber's queue.
 	InFlight int
 	// SessionExpiry is how long the broker keeps the session (and its queued,
 	// unacknowledged readings) while the subscriber is disconnected. Default 24h.
@@ -79,6 +81,11 @@ type Stats struct {
 	Skipped     int64 // received on a connection about to be dropped; left for redelivery
 	Connects    int64 // connections established (the first one included)
 	ForcedDrops int64 // connections dropped to trigger redelivery after a transient error
+	// MaxQueued is the most readings ever waiting for a handler goroutine;
+	// OverWindow counts readings received while more than InFlight were
+	// waiting (the broker exceeding the Receive Maximum; see receive).
+	MaxQueued  int64
+	OverWindow int64
 }
 
 // Subscriber receives readings from a shared subscription and passes them to
@@ -90,11 +97,11 @@ type Subscriber struct {
 	urls    []*url.URL
 	filter  string
 
-	jobs    chan job
+	jobs    *fifo
 	ready   chan struct{}
 	readyMu sync.Once
 
-	// stopMu orders sends on jobs against its close: receive sends under
+	// stopMu orders pushes on jobs against its close: receive pushes under
 	// RLock after checking stopping; Run sets stopping and closes jobs under Lock.
 	stopMu   sync.RWMutex
 	stopping atomic.Bool
@@ -107,6 +114,7 @@ type Subscriber struct {
 
 	received, duplicates, handled, rejected, transient  atomic.Int64
 	badTopic, oversized, skipped, connects, forcedDrops atomic.Int64
+	maxQueued, overWindow                               atomic.Int64
 }
 
 type job struct {
@@ -170,11 +178,8 @@ func New(cfg Config, h Handler) (*Subscriber, error) {
 		handler: h,
 		log:     cfg.Logger.With("adapter", "mqtt", "client_id", cfg.ClientID),
 		filter:  "$share/" + cfg.Group + "/" + cfg.TopicPrefix + "/+/devices/+/readings",
-		// The broker never has more than InFlight unacknowledged readings out
-		// to us, so the paho callback never blocks on a full queue (which
-		// would also stall PINGRESP handling).
-		jobs:  make(chan job, cfg.InFlight),
-		ready: make(chan struct{}),
+		jobs:    newFIFO(),
+		ready:   make(chan struct{}),
 	}
 	for _, b := range cfg.Brokers {
 		u, err := url.Parse(b)
@@ -193,6 +198,7 @@ func (s *Subscriber) Stats() Stats {
 		Handled: s.handled.Load(), Rejected: s.rejected.Load(), Transient: s.transient.Load(),
 		BadTopic: s.badTopic.Load(), Oversized: s.oversized.Load(), Skipped: s.skipped.Load(),
 		Connects: s.connects.Load(), ForcedDrops: s.forcedDrops.Load(),
+		MaxQueued: s.maxQueued.Load(), OverWindow: s.overWindow.Load(),
 	}
 }
 
@@ -240,11 +246,11 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			return c, nil
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-			s.connects.Add(1)
+			conn := s.connects.Add(1)
 			s.log.Info("mqtt connected", "session_present", ca.SessionPresent)
 			// Subscribe on every connection: cheap, and it restores the
 			// subscription if the broker lost or expired the session.
-			go s.subscribe(cmctx, cm)
+			go s.subscribe(cmctx, cm, conn)
 		},
 		OnConnectError: func(err error) { s.log.Warn("mqtt connect failed", "err", err) },
 		ClientConfig: paho.ClientConfig{
@@ -258,7 +264,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		close(s.jobs)
+		s.jobs.close()
 		workers.Wait()
 		return fmt.Errorf("mqtt: starting connection: %w", err)
 	}
@@ -271,7 +277,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	defer grace.Stop()
 	s.stopMu.Lock()
 	s.stopping.Store(true)
-	close(s.jobs)
+	s.jobs.close()
 	s.stopMu.Unlock()
 	workers.Wait()
 	// paho sends due PUBACKs every SendAcksInterval (50 ms by default).
@@ -284,19 +290,38 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Subscriber) subscribe(ctx context.Context, cm *autopaho.ConnectionManager) {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	sa, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: s.filter, QoS: 1}}})
-	if err != nil {
-		s.log.Error("mqtt subscribe failed", "filter", s.filter, "err", err)
-		return
+// subscribe subscribes on connection number conn, retrying with a growing
+// pause until the broker grants the subscription, the connection is
+// replaced (the next one subscribes for itself) or ctx ends. A SUBSCRIBE
+// whose SUBACK does not come in time fails with context.DeadlineExceeded:
+// when its connection dropped (paho does not end it on connection loss) or
+// when paho's read side was stalled (see fifo). With one attempt and no
+// retry, Ready would stay open for good.
+func (s *Subscriber) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, conn int64) {
+	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil || s.connects.Load() != conn {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sa, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: s.filter, QoS: 1}}})
+		cancel()
+		switch {
+		case ctx.Err() != nil || s.connects.Load() != conn:
+			return
+		case err != nil:
+			s.log.Error("mqtt subscribe failed; retrying", "filter", s.filter, "attempt", attempt, "err", err)
+		case len(sa.Reasons) != 1 || sa.Reasons[0] > 1:
+			s.log.Error("mqtt subscription refused; retrying", "filter", s.filter, "attempt", attempt, "reasons", sa.Reasons)
+		default:
+			s.readyMu.Do(func() { close(s.ready) })
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+		}
 	}
-	if len(sa.Reasons) != 1 || sa.Reasons[0] > 1 {
-		s.log.Error("mqtt subscription refused", "filter", s.filter, "reasons", sa.Reasons)
-		return
-	}
-	s.readyMu.Do(func() { close(s.ready) })
 }
 
 // receive runs on paho's single routing goroutine for each PUBLISH, in
@@ -330,12 +355,30 @@ func (s *Subscriber) receive(pr paho.PublishReceived) (bool, error) {
 		return true, nil
 	}
 	r := Reading{Tenant: tenant, DeviceID: device, Payload: p.Payload, Received: time.Now(), Source: "mqtt", ID: id}
-	s.jobs <- job{client: pr.Client, pub: p, r: r}
+	n := int64(s.jobs.push(job{client: pr.Client, pub: p, r: r}))
+	for {
+		m := s.maxQueued.Load()
+		if n <= m || s.maxQueued.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if n > int64(s.cfg.InFlight) {
+		// More readings waiting than the Receive Maximum we announced: the
+		// broker did not honour it. The queue absorbs them (so paho's read
+		// loop, and with it SUBACK and PINGRESP, never waits on handlers).
+		if s.overWindow.Add(1) == 1 {
+			s.log.Warn("mqtt broker sent more unacknowledged readings than Receive Maximum; queueing them", "queued", n, "receive_maximum", s.cfg.InFlight)
+		}
+	}
 	return true, nil
 }
 
 func (s *Subscriber) work(ctx context.Context) {
-	for j := range s.jobs {
+	for {
+		j, ok := s.jobs.pop()
+		if !ok {
+			return
+		}
 		if s.stopping.Load() || s.poisoned.Load() == j.client {
 			// Shutting down, or its connection is being dropped so its
 			// PUBACK could not be sent: leave it to the broker's redelivery
@@ -423,4 +466,67 @@ func ValidDeviceID(s string) bool {
 		}
 	}
 	return true
+}
+
+// fifo is the unbounded queue between paho's routing goroutine and the
+// handler goroutines. It must not be bounded: paho reads every packet of the
+// connection (PUBLISH, SUBACK, PINGRESP) on one goroutine and hands PUBLISH
+// packets to receive through a channel of Receive Maximum slots, so a
+// receive that blocks stops the connection's whole read side. The broker's
+// Receive Maximum is what bounds the queue in practice.
+type fifo struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []job
+	head   int
+	closed bool
+}
+
+func newFIFO() *fifo {
+	q := &fifo{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push appends j and returns how many jobs are waiting, j included.
+func (q *fifo) push(j job) int {
+	q.mu.Lock()
+	q.items = append(q.items, j)
+	n := len(q.items) - q.head
+	q.mu.Unlock()
+	q.cond.Signal()
+	return n
+}
+
+// pop returns the oldest job, waiting for one; false once the queue is
+// closed and empty.
+func (q *fifo) pop() (job, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head == len(q.items) && !q.closed {
+		q.cond.Wait()
+	}
+	if q.head == len(q.items) {
+		return job{}, false
+	}
+	j := q.items[q.head]
+	q.items[q.head] = job{}
+	q.head++
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head >= 1024 && 2*q.head >= len(q.items):
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return j, true
+}
+
+// close wakes every waiting pop; the jobs still queued are returned first.
+func (q *fifo) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
