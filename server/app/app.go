@@ -77,6 +77,8 @@ type App struct {
 
 	runners   []runner        // transports and sweep, run by Serve
 	mqttReady <-chan struct{} // nil when MQTT is off
+	// statSources are the transports' counters, exported on /metrics.
+	statSources []statSource
 }
 
 // OpenStore opens the store the config names and applies migrations.
@@ -185,6 +187,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
+	for _, src := range a.statSources {
+		if err := metrics.registry.Register(newStatsCollector(src)); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("registering %s metrics: %w", src.name, err)
+		}
+	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{})))
 
 	a.echo = e

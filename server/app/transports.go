@@ -101,6 +101,7 @@ func (a *App) setupTransports(ctx context.Context) error {
 			return err
 		}
 		a.mqttReady = sub.Ready()
+		a.statSources = append(a.statSources, statSource{"mqtt", func() any { return sub.Stats() }})
 		a.runners = append(a.runners, runner{name: "mqtt", run: sub.Run})
 	}
 	if cfg.NATS.URL != "" {
@@ -113,6 +114,7 @@ func (a *App) setupTransports(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		a.statSources = append(a.statSources, statSource{"nats", func() any { return sub.Stats() }})
 		a.runners = append(a.runners, runner{name: "nats", run: sub.Run, close: sub.Close})
 		if cfg.NATS.CreateStream {
 			// Synchronously, so that once New returns publishes are kept.

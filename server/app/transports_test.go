@@ -150,6 +150,14 @@ func TestMQTTAndNATSIngest(t *testing.T) {
 	if diff := cmp.Diff([]string{"mqtt", "nats"}, sorted(sources)); diff != "" {
 		t.Errorf("dead letter sources (-want +got):\n%s", diff)
 	}
+	// The transports' counters are on /metrics: one rejected reading each.
+	_, metrics := get(t, srv.URL+"/metrics")
+	for _, want := range []string{"pulsewire_ingest_mqtt_rejected_total 1\n", "pulsewire_ingest_nats_rejected_total 1\n",
+		"pulsewire_ingest_mqtt_handled_total ", "pulsewire_ingest_mqtt_max_queued "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 func sorted(s []string) []string {
