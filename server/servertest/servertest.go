@@ -158,7 +158,16 @@ func (s *Server) FHIRBase(tenant string) string { return s.URL + "/t/" + tenant 
 func MQTTPublisher(t testing.TB, clientID string) *autopaho.ConnectionManager {
 	t.Helper()
 	RequireTCP(t, "Mosquitto", "127.0.0.1:1883")
-	u, _ := url.Parse(MQTTBroker)
+	return MQTTPublisherTo(t, MQTTBroker, clientID)
+}
+
+// MQTTPublisherTo is MQTTPublisher for the broker at the URL broker.
+func MQTTPublisherTo(t testing.TB, broker, clientID string) *autopaho.ConnectionManager {
+	t.Helper()
+	u, err := url.Parse(broker)
+	if err != nil {
+		t.Fatalf("mqtt broker URL: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},

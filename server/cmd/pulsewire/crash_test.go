@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5"
 
@@ -293,7 +291,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	// MQTT QoS 1: Publish returns after the broker's PUBACK.
 	// It keeps publishing while the server is down: the broker queues for
 	// the server's session.
-	pub := mqttPublisher(t, broker, "pubc-"+u)
+	pub := servertest.MQTTPublisherTo(t, broker, "pubc-"+u)
 	wg.Go(func() {
 		for i := 1; i < n; i += 3 {
 			for {
@@ -557,37 +555,4 @@ func startMosquitto(t *testing.T) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "tcp://" + addr.String()
-}
-
-// mqttPublisher connects a QoS 1 publisher to broker.
-func mqttPublisher(t *testing.T, broker, clientID string) *autopaho.ConnectionManager {
-	t.Helper()
-	u, err := url.Parse(broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
-		ServerUrls:                    []*url.URL{u},
-		KeepAlive:                     30,
-		CleanStartOnInitialConnection: true,
-		ConnectTimeout:                5 * time.Second,
-		ClientConfig:                  paho.ClientConfig{ClientID: clientID},
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("mqtt publisher: %v", err)
-	}
-	t.Cleanup(func() {
-		dctx, dc := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dc()
-		_ = cm.Disconnect(dctx)
-		cancel()
-	})
-	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	defer acancel()
-	if err := cm.AwaitConnection(actx); err != nil {
-		t.Fatalf("mqtt publisher connect: %v", err)
-	}
-	return cm
 }
