@@ -21,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pulsewire/pulsewire/adapters/transporttest"
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
 
@@ -186,67 +187,26 @@ func publish(t *testing.T, cm *autopaho.ConnectionManager, topic string, payload
 
 // recorder counts handler calls and successful handlings per payload.
 type recorder struct {
-	mu      sync.Mutex
-	calls   map[string]int
-	ok      map[string]int
-	reading map[string]Reading
+	*transporttest.Recorder[Reading]
 }
 
 func newRecorder() *recorder {
-	return &recorder{calls: map[string]int{}, ok: map[string]int{}, reading: map[string]Reading{}}
+	return &recorder{transporttest.NewRecorder(func(r Reading) []byte { return r.Payload })}
 }
 
 func (r *recorder) handle(fn func(r Reading, call int) error) Handler {
 	return func(ctx context.Context, rd Reading) error {
-		k := string(rd.Payload)
-		r.mu.Lock()
-		r.calls[k]++
-		n := r.calls[k]
-		r.mu.Unlock()
-		err := fn(rd, n)
-		if err == nil {
-			r.mu.Lock()
-			r.ok[k]++
-			r.reading[k] = rd
-			r.mu.Unlock()
-		}
-		return err
+		return r.Record(ctx, rd, func(ctx context.Context, rd Reading, n int) error { return fn(rd, n) })
 	}
 }
 
-func (r *recorder) snapshot() (calls, ok map[string]int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	calls, ok = map[string]int{}, map[string]int{}
-	for k, v := range r.calls {
-		calls[k] = v
-	}
-	for k, v := range r.ok {
-		ok[k] = v
-	}
-	return calls, ok
-}
+func (r *recorder) snapshot() (calls, ok map[string]int) { return r.Snapshot() }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func payload(i int) []byte { return fmt.Appendf(nil, `{"n":%d}`, i) }
-
-func wantOnce(keys ...[]byte) map[string]int {
-	m := map[string]int{}
-	for _, k := range keys {
-		m[string(k)] = 1
-	}
-	return m
-}
+var (
+	waitFor  = transporttest.WaitFor
+	payload  = transporttest.Payload
+	wantOnce = transporttest.WantOnce
+)
 
 func TestDeliversEachReadingOnce(t *testing.T) {
 	e := newEnv(t)
@@ -280,9 +240,7 @@ func TestDeliversEachReadingOnce(t *testing.T) {
 	if diff := cmp.Diff(wantOnce(want...), ok); diff != "" {
 		t.Errorf("successful handlings per reading (-want +got):\n%s", diff)
 	}
-	rec.mu.Lock()
-	got := rec.reading[string(payload(12))]
-	rec.mu.Unlock()
+	got := rec.Reading(payload(12))
 	if got.Tenant != "t2" || got.DeviceID != "dev-5" || got.Source != "mqtt" || got.ID == "" || got.Received.IsZero() {
 		t.Errorf("reading 12 = %+v, want tenant t2, device dev-5, source mqtt, an id and a receive time", got)
 	}

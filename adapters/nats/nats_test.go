@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pulsewire/pulsewire/adapters/transporttest"
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
 
@@ -231,68 +232,28 @@ func (e *env) consumerInfo(durable string) *jetstream.ConsumerInfo {
 	return ci
 }
 
+// recorder counts handler calls and successful handlings per payload.
 type recorder struct {
-	mu      sync.Mutex
-	calls   map[string]int
-	ok      map[string]int
-	reading map[string]Reading
+	*transporttest.Recorder[Reading]
 }
 
 func newRecorder() *recorder {
-	return &recorder{calls: map[string]int{}, ok: map[string]int{}, reading: map[string]Reading{}}
+	return &recorder{transporttest.NewRecorder(func(r Reading) []byte { return r.Payload })}
 }
 
 func (r *recorder) handle(fn func(ctx context.Context, r Reading, call int) error) Handler {
 	return func(ctx context.Context, rd Reading) error {
-		k := string(rd.Payload)
-		r.mu.Lock()
-		r.calls[k]++
-		n := r.calls[k]
-		r.mu.Unlock()
-		err := fn(ctx, rd, n)
-		if err == nil {
-			r.mu.Lock()
-			r.ok[k]++
-			r.reading[k] = rd
-			r.mu.Unlock()
-		}
-		return err
+		return r.Record(ctx, rd, func(ctx context.Context, rd Reading, n int) error { return fn(ctx, rd, n) })
 	}
 }
 
-func (r *recorder) snapshot() (calls, ok map[string]int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	calls, ok = map[string]int{}, map[string]int{}
-	for k, v := range r.calls {
-		calls[k] = v
-	}
-	for k, v := range r.ok {
-		ok[k] = v
-	}
-	return calls, ok
-}
+func (r *recorder) snapshot() (calls, ok map[string]int) { return r.Snapshot() }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func payload(i int) []byte { return fmt.Appendf(nil, `{"n":%d}`, i) }
-
-func wantOnce(keys ...[]byte) map[string]int {
-	m := map[string]int{}
-	for _, k := range keys {
-		m[string(k)] = 1
-	}
-	return m
-}
+var (
+	waitFor  = transporttest.WaitFor
+	payload  = transporttest.Payload
+	wantOnce = transporttest.WantOnce
+)
 
 func ok(context.Context, Reading, int) error { return nil }
 
@@ -309,9 +270,7 @@ func TestDeliversEachReadingOnce(t *testing.T) {
 	if diff := cmp.Diff(wantOnce(want...), got); diff != "" {
 		t.Errorf("successful handlings per reading (-want +got):\n%s", diff)
 	}
-	rec.mu.Lock()
-	r := rec.reading[string(payload(12))]
-	rec.mu.Unlock()
+	r := rec.Reading(payload(12))
 	if r.Tenant != "t2" || r.DeviceID != "dev-5" || r.Source != "nats" || !strings.HasPrefix(r.ID, e.stream+":") || r.Received.IsZero() {
 		t.Errorf("reading 12 = %+v, want tenant t2, device dev-5, source nats, id %s:seq and a receive time", r, e.stream)
 	}
