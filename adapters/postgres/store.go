@@ -56,9 +56,18 @@ type Store struct {
 	// known holds tenants seen registered. Tenants are never unregistered,
 	// so a positive answer can be cached; a negative one is asked again.
 	known sync.Map
+
+	hooks []fhir.WriteHook // see AddWriteHook
 }
 
-var _ fhir.Store = (*Store)(nil)
+var (
+	_ fhir.Store  = (*Store)(nil)
+	_ fhir.Hooked = (*Store)(nil)
+)
+
+// AddWriteHook adds a hook run inside every Put and Delete (see
+// fhir.WriteHook). Call it before the store is used.
+func (s *Store) AddWriteHook(h fhir.WriteHook) { s.hooks = append(s.hooks, h) }
 
 var dialect = storesql.Postgres
 

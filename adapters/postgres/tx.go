@@ -306,6 +306,9 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 		return nil, false, err
 	}
 	t.c.later(b)
+	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live}); err != nil {
+		return nil, false, err
+	}
 	return r, !live, nil
 }
 
@@ -329,6 +332,9 @@ func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool
 	}
 	t.c.later(b)
 	t.c.wroteBlind = true
+	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: true}); err != nil {
+		return nil, false, err
+	}
 	return r, true, nil
 }
 
@@ -350,6 +356,9 @@ func (t *txn) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.
 	b := &pgx.Batch{}
 	t.queueVersion(b, c, typ, id, r.VersionID, lu, 1, nil)
 	t.c.later(b)
+	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r}); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -43,9 +43,18 @@ type Store struct {
 
 	mu      sync.RWMutex
 	tenants map[string]bool // registered tenants seen so far (tenants are never removed)
+
+	hooks []fhir.WriteHook // see AddWriteHook
 }
 
-var _ fhir.Store = (*Store)(nil)
+var (
+	_ fhir.Store  = (*Store)(nil)
+	_ fhir.Hooked = (*Store)(nil)
+)
+
+// AddWriteHook adds a hook run inside every Put and Delete (see
+// fhir.WriteHook). Call it before the store is used.
+func (s *Store) AddWriteHook(h fhir.WriteHook) { s.hooks = append(s.hooks, h) }
 
 // Open opens (creating if needed) the database file at path and applies the
 // embedded migrations.
@@ -468,6 +477,9 @@ func (t *tx) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, erro
 	if err := t.exec(ctx, ins); err != nil {
 		return nil, false, err
 	}
+	if err := fhir.RunHooks(ctx, t.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live}); err != nil {
+		return nil, false, err
+	}
 	return r, !live, nil
 }
 
@@ -486,6 +498,9 @@ func (t *tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.R
 	}
 	r := &fhir.Resource{Type: typ, ID: id, VersionID: version + 1, LastUpdated: storesql.Now(), Deleted: true}
 	if err := t.writeVersion(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := fhir.RunHooks(ctx, t.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r}); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -120,3 +120,35 @@ type HistoryResult struct {
 	Total    int
 	HasMore  bool
 }
+
+// Change is one write inside a transaction, as a WriteHook sees it.
+type Change struct {
+	Tenant   string
+	Resource *Resource // the version written (for a delete: the tombstone, Body nil)
+	Created  bool      // there was no live version before
+}
+
+// WriteHook runs inside the transaction of every Put and Delete, right after
+// the write: what it writes through tx — or through the store's other
+// transaction-scoped tables, which it reaches by a type assertion on tx —
+// commits with the resource or not at all, and an error it returns fails
+// the write. Hooks carry what must be written with a resource: outbox rows
+// (server/delivery), audit records (server/audit). A hook's own Puts run
+// the hooks again.
+type WriteHook func(ctx context.Context, tx Tx, c Change) error
+
+// Hooked is implemented by stores that run WriteHooks. AddWriteHook must be
+// called before the store is used; hooks run in the order added.
+type Hooked interface {
+	AddWriteHook(h WriteHook)
+}
+
+// RunHooks runs hooks in order for c, stopping at the first error.
+func RunHooks(ctx context.Context, hooks []WriteHook, tx Tx, c Change) error {
+	for _, h := range hooks {
+		if err := h(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

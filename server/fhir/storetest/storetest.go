@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fhir.Store) {
 		{"TxAtomic", testTxAtomic},
 		{"LockConditionalCreate", testLockConditionalCreate},
 		{"TenantIsolation", testTenantIsolation},
+		{"WriteHooks", testWriteHooks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
