@@ -60,6 +60,12 @@ func (r *reader) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resour
 	if err != nil {
 		return nil, err
 	}
+	return liveOrErr(res, typ, id)
+}
+
+// liveOrErr turns the current row of typ/id (nil when there is none) into
+// Read's answer.
+func liveOrErr(res *fhir.Resource, typ, id string) (*fhir.Resource, error) {
 	if res == nil {
 		return nil, fhir.Errorf(fhir.KindNotFound, "resource %s/%s not found", typ, id)
 	}
@@ -131,13 +137,21 @@ func (r *reader) History(ctx context.Context, tenant string, hq *fhir.HistoryQue
 	return storesql.RunHistory(ctx, dialect, tenant, hq, r.query, r.count)
 }
 
-// Read implements fhir.Reader.
+// Read implements fhir.Reader. Reads of a tenant known to be registered go
+// through the read coalescer (see group.go).
 func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
 	r, err := s.scopeFor(tenant)
 	if err != nil {
 		return nil, err
 	}
-	return r.Read(ctx, tenant, typ, id)
+	if _, known := s.known.Load(tenant); !known {
+		return r.Read(ctx, tenant, typ, id)
+	}
+	res, err := s.groupRead(tenant, typ, id)
+	if err != nil {
+		return nil, internal("reading resource", err)
+	}
+	return liveOrErr(res, typ, id)
 }
 
 // VRead implements fhir.Reader.

@@ -58,6 +58,10 @@ type Store struct {
 	known sync.Map
 
 	hooks []fhir.WriteHook // see AddWriteHook
+
+	// Reads by id and blind-only transactions are grouped (see group.go).
+	reads   *coalescer[*readReq]
+	commits *coalescer[*commitReq]
 }
 
 var (
@@ -106,7 +110,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: creating pool: %w", err)
 	}
-	return &Store{pool: pool, cfg: pc, role: role}, nil
+	s := &Store{pool: pool, cfg: pc, role: role}
+	s.reads = newCoalescer(groupWorkers, groupMax, s.runReads)
+	s.commits = newCoalescer(groupWorkers, groupMax, s.runCommits)
+	return s, nil
 }
 
 // assumeRole switches a new pooled connection to role and refuses a role
@@ -137,6 +144,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the pool.
 func (s *Store) Close() error {
+	s.reads.close()
+	s.commits.close()
 	s.pool.Close()
 	return nil
 }

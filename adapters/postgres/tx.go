@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -33,14 +34,19 @@ func (s *Store) Tx(ctx context.Context, tenant string, fn func(fhir.Tx) error) e
 	}
 	blind := true
 	for attempt := 0; ; attempt++ {
-		wrote, err := s.tryTx(ctx, tenant, fn, blind)
+		r, err := s.tryTx(ctx, tenant, fn, blind)
 		if err == nil || attempt == maxRetries || ctx.Err() != nil {
 			return err
 		}
 		switch code := pgCode(err); {
+		case r.grouped:
+			// The group it was committed with failed, maybe for another
+			// member's sake: run fn again on its own, reading first.
+			blind = false
+			continue
 		case code == "40001", code == "40P01":
 			continue
-		case code == "23505" && wrote:
+		case code == "23505" && r.wroteBlind:
 			// A blind write of version 1 (see Put) met an existing row:
 			// run fn again, reading first.
 			blind = false
@@ -50,62 +56,100 @@ func (s *Store) Tx(ctx context.Context, tenant string, fn func(fhir.Tx) error) e
 	}
 }
 
+// tryResult says how a tryTx went, for Tx's retry decision.
+type tryResult struct {
+	wroteBlind bool // a Put wrote a Fresh resource without reading it
+	grouped    bool // the transaction was committed in a group (see commitGroup)
+}
+
 // tryTx runs fn once. blind allows Put to write a Fresh resource without
-// reading it first; wrote reports whether it did.
-func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error, blind bool) (wrote bool, err error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return false, internal("acquiring a connection", err)
-	}
-	c := &txConn{s: s, conn: conn, tenant: tenant, pending: &pgx.Batch{}, blind: blind}
+// reading it first. A transaction that only wrote blindly (and what write
+// hooks queued) and never waited for the database is committed in a group
+// with others (see runCommits); any other is sent on its own connection,
+// which is acquired when fn first needs the database.
+func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error, blind bool) (tryResult, error) {
+	c := &txConn{s: s, tenant: tenant, head: &pgx.Batch{}, pending: &pgx.Batch{}, blind: blind}
 	defer c.release(ctx)
-	c.pending.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	c.pending.Queue(setTenantSQL, tenant)
+	c.head.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	c.head.Queue(setTenantSQL, tenant)
 	if _, ok := s.known.Load(tenant); !ok {
 		c.exists = new(bool)
-		c.pending.Queue(tenantExistsSQL, tenant).QueryRow(func(row pgx.Row) error { return row.Scan(c.exists) })
+		c.head.Queue(tenantExistsSQL, tenant).QueryRow(func(row pgx.Row) error { return row.Scan(c.exists) })
 	}
 	t := &txn{reader: reader{sc: c, tenant: tenant}, c: c, tenant: tenant}
 	if err := fn(t); err != nil {
-		return c.wroteBlind, err
+		return tryResult{wroteBlind: len(c.blinds) > 0 || c.sentBlind}, err
+	}
+	if c.conn == nil && len(c.blinds) > 0 && c.exists == nil && s.commits != nil {
+		r := &commitReq{tenant: tenant, blinds: c.blinds, pending: c.pending.QueuedQueries, done: make(chan struct{})}
+		err := s.commits.submit(r, r.done)
+		if err == nil {
+			err = r.err
+		}
+		if err != nil {
+			return tryResult{wroteBlind: true, grouped: true}, internal("committing", err)
+		}
+		return tryResult{wroteBlind: true, grouped: true}, nil
 	}
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
+	wrote := len(c.blinds) > 0 || c.sentBlind
 	if err := c.send(ctx, b); err != nil {
-		return c.wroteBlind, internal("committing", err)
+		return tryResult{wroteBlind: wrote}, internal("committing", err)
 	}
-	return c.wroteBlind, nil
+	return tryResult{wroteBlind: wrote}, nil
 }
 
 // txConn is a pipelined transaction on one pooled connection. Statements
 // that need no answer before fn goes on (BEGIN, set_config, a Put's writes)
-// wait in pending and are sent in front of the next batch, so the server
-// runs everything in order while the client pays one round trip per batch
-// that fn actually waits for. The first batch sent carries the tenant check:
-// until it has come back as true, nothing else is queued behind it.
+// wait and are sent in front of the next batch, so the server runs
+// everything in order while the client pays one round trip per batch that
+// fn actually waits for: first head (BEGIN, set_config and, until the tenant
+// is known to be registered, the tenant check, whose answer must be true
+// before anything else is queued behind it), then the blind writes, then
+// pending.
 type txConn struct {
 	s       *Store
-	conn    *pgxpool.Conn
+	conn    *pgxpool.Conn // acquired by the first send
 	tenant  string
+	head    *pgx.Batch // nil once sent
+	blinds  []blindWrite
 	pending *pgx.Batch
 	exists  *bool // the tenant check's answer while it is in flight; nil when known
 	failed  bool
 
-	blind      bool // Put may write a Fresh resource without reading it
-	wroteBlind bool // it did
+	blind     bool // Put may write a Fresh resource without reading it
+	sentBlind bool // blind writes have been sent
 }
 
-// send sends the pending statements followed by b's, in one round trip.
+// send sends the waiting statements followed by b's, in one round trip.
 func (c *txConn) send(ctx context.Context, b *pgx.Batch) error {
 	if c.failed {
 		return fhir.Errorf(fhir.KindInternal, "transaction already failed")
 	}
-	full := b
-	if len(c.pending.QueuedQueries) > 0 {
-		full = c.pending
-		full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
-		c.pending = &pgx.Batch{}
+	if c.conn == nil {
+		conn, err := c.s.pool.Acquire(ctx)
+		if err != nil {
+			c.failed = true
+			return err
+		}
+		c.conn = conn
 	}
+	full := &pgx.Batch{}
+	if c.head != nil {
+		full.QueuedQueries = append(full.QueuedQueries, c.head.QueuedQueries...)
+		c.head = nil
+	}
+	if len(c.blinds) > 0 {
+		if err := queueBlinds(full, c.tenant, c.blinds); err != nil {
+			c.failed = true
+			return err
+		}
+		c.blinds, c.sentBlind = nil, true
+	}
+	full.QueuedQueries = append(full.QueuedQueries, c.pending.QueuedQueries...)
+	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+	c.pending = &pgx.Batch{}
 	if err := c.conn.SendBatch(ctx, full).Close(); err != nil {
 		c.failed = true
 		return err
@@ -129,6 +173,9 @@ func (c *txConn) later(b *pgx.Batch) {
 
 // release rolls back whatever is still open and returns the connection.
 func (c *txConn) release(ctx context.Context) {
+	if c.conn == nil {
+		return
+	}
 	if c.conn.Conn().PgConn().TxStatus() != 'I' {
 		if _, err := c.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
 			// A connection in an unknown state must not go back to the pool.
@@ -302,7 +349,7 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 	}
 	b := &pgx.Batch{}
 	t.queueVersion(b, c, w.Type, w.ID, r.VersionID, lu, 0, r.Body)
-	if err := queueIndex(b, t.tenant, w.Type, w.ID, w.Index); err != nil {
+	if err := queueIndex(b, t.tenant, []indexedResource{{w.Type, w.ID, w.Index}}); err != nil {
 		return nil, false, err
 	}
 	t.c.later(b)
@@ -313,10 +360,9 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 }
 
 // putBlind writes w as version 1 of a new resource without reading first,
-// so that a create costs one round trip (its statements travel with the
-// COMMIT). It still takes the resource's lock, and inserts the current row
-// with a plain INSERT: if the resource exists after all, that fails with a
-// unique violation and Tx runs fn again without blind writes.
+// so that a create costs no round trip of its own: its rows are kept as a
+// blindWrite and travel with the transaction's next statement, its COMMIT,
+// or a group commit (see queueBlinds, runCommits).
 func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, error) {
 	lu := nextStamp(current{})
 	r := &fhir.Resource{Type: w.Type, ID: w.ID, VersionID: 1, LastUpdated: storesql.FromMicros(lu)}
@@ -324,14 +370,10 @@ func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool
 	if r.Body, err = fhir.StampMeta(w.Body, w.ID, r.VersionID, r.LastUpdated); err != nil {
 		return nil, false, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
 	}
-	b := &pgx.Batch{}
-	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", t.tenant+"\n"+w.Type+"/"+w.ID)
-	t.queueVersion(b, current{}, w.Type, w.ID, r.VersionID, lu, 0, r.Body)
-	if err := queueIndex(b, t.tenant, w.Type, w.ID, w.Index); err != nil {
+	if err := checkIndex(w.Index); err != nil {
 		return nil, false, err
 	}
-	t.c.later(b)
-	t.c.wroteBlind = true
+	t.c.blinds = append(t.c.blinds, blindWrite{typ: w.Type, id: w.ID, lu: lu, body: r.Body, index: w.Index})
 	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: true}); err != nil {
 		return nil, false, err
 	}
@@ -362,104 +404,145 @@ func (t *txn) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.
 	return r, nil
 }
 
-// queueIndex queues one INSERT ... SELECT FROM unnest(arrays) per index table
-// that has entries: a fixed statement text per table whatever the number of
-// rows, so it is prepared once per connection. The stored forms are those of
-// storesql.InsertIndex (which the SQLite store uses): uri/string exact falls
-// back to the normalized value, a date range is at least 1µs wide, empty
-// token systems are "".
-func queueIndex(b *pgx.Batch, tenant, typ, id string, entries []fhir.IndexEntry) error {
-	var (
-		tokParam, tokSys, tokCode, tokText []string
-		strParam, strValue, strExact       []string
-		dateParam                          []string
-		dateLo, dateHi                     []int64
-		refParam, refType, refID           []string
-		numParam, numSys, numCode          []string
-		numNum, numLo, numHi               []float64
-	)
-	// The newest value of the "date" parameter and the "code" tokens, copied
-	// onto the reference rows (see storesql.RefDateParam, RefCodeParam and
-	// migration 0002).
-	var (
-		refDate  *int64
-		refCodes []string
-	)
-	for _, e := range entries {
-		switch {
-		case e.Type == fhir.ParamDate && e.Param == storesql.RefDateParam:
-			lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
-			if hi <= lo {
-				hi = lo + 1
-			}
-			if refDate == nil || hi > *refDate {
-				refDate = &hi
-			}
-		case e.Type == fhir.ParamToken && e.Param == storesql.RefCodeParam:
-			refCodes = append(refCodes, storesql.RefCode(e.System, e.Code))
-		}
-	}
-	type refKey struct{ param, typ, id string }
-	var refSeen map[refKey]bool
+// indexedResource is one resource's index entries.
+type indexedResource struct {
+	typ, id string
+	entries []fhir.IndexEntry
+}
+
+// checkIndex rejects an entry of a type no index table holds.
+func checkIndex(entries []fhir.IndexEntry) error {
 	for i, e := range entries {
 		switch e.Type {
-		case fhir.ParamToken:
-			tokParam, tokSys, tokCode, tokText = append(tokParam, e.Param), append(tokSys, e.System), append(tokCode, e.Code), append(tokText, e.Text)
-		case fhir.ParamString, fhir.ParamURI:
-			exact := e.Text
-			if exact == "" {
-				exact = e.String
-			}
-			strParam, strValue, strExact = append(strParam, e.Param), append(strValue, e.String), append(strExact, exact)
-		case fhir.ParamDate:
-			lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
-			if hi <= lo {
-				hi = lo + 1
-			}
-			dateParam, dateLo, dateHi = append(dateParam, e.Param), append(dateLo, lo), append(dateHi, hi)
-		case fhir.ParamReference:
-			// One row per parameter and target: the date-ordered walk of
-			// storesql's latest search must meet a resource once.
-			k := refKey{e.Param, e.RefType, e.RefID}
-			if refSeen[k] {
-				continue
-			}
-			if refSeen == nil {
-				refSeen = map[refKey]bool{}
-			}
-			refSeen[k] = true
-			refParam, refType, refID = append(refParam, e.Param), append(refType, e.RefType), append(refID, e.RefID)
-		case fhir.ParamNumber, fhir.ParamQuantity:
-			numParam, numNum, numLo, numHi = append(numParam, e.Param), append(numNum, e.Num), append(numLo, e.NumLo), append(numHi, e.NumHi)
-			numSys, numCode = append(numSys, e.System), append(numCode, e.Code)
+		case fhir.ParamToken, fhir.ParamString, fhir.ParamURI, fhir.ParamDate, fhir.ParamReference, fhir.ParamNumber, fhir.ParamQuantity:
 		default:
 			return fhir.Errorf(fhir.KindInvalid, "index entry %d of parameter %s has unknown type %q", i, e.Param, e.Type)
 		}
 	}
+	return nil
+}
+
+// queueIndex queues one INSERT ... SELECT FROM unnest(arrays) per index table
+// that has entries, for any number of resources: a fixed statement text per
+// table whatever the number of rows, so it is prepared once per connection.
+// The stored forms are those of storesql.InsertIndex (which the SQLite store
+// uses): uri/string exact falls back to the normalized value, a date range
+// is at least 1µs wide, empty token systems are "".
+func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
+	var (
+		tokType, tokID, tokParam, tokSys, tokCode, tokText []string
+		strType, strID, strParam, strValue, strExact       []string
+		dateType, dateID, dateParam                        []string
+		dateLo, dateHi                                     []int64
+		refType, refID, refParam, refTgtType, refTgtID     []string
+		refDates                                           []*int64
+		refCodes                                           []*string // per row: a JSON array, or NULL
+		numType, numID, numParam, numSys, numCode          []string
+		numNum, numLo, numHi                               []float64
+	)
+	type refKey struct{ param, typ, id string }
+	for _, r := range rs {
+		if err := checkIndex(r.entries); err != nil {
+			return err
+		}
+		// The newest value of the "date" parameter and the "code" tokens,
+		// copied onto the reference rows (see storesql.RefDateParam,
+		// RefCodeParam and migration 0002).
+		var (
+			refDate *int64
+			codes   []string
+		)
+		for _, e := range r.entries {
+			switch {
+			case e.Type == fhir.ParamDate && e.Param == storesql.RefDateParam:
+				lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
+				if hi <= lo {
+					hi = lo + 1
+				}
+				if refDate == nil || hi > *refDate {
+					refDate = &hi
+				}
+			case e.Type == fhir.ParamToken && e.Param == storesql.RefCodeParam:
+				codes = append(codes, storesql.RefCode(e.System, e.Code))
+			}
+		}
+		var codesJSON *string
+		if codes != nil {
+			j, err := json.Marshal(codes)
+			if err != nil {
+				return fhir.Errorf(fhir.KindInternal, "encoding reference codes").Wrap(err)
+			}
+			js := string(j)
+			codesJSON = &js
+		}
+		var refSeen map[refKey]bool
+		for _, e := range r.entries {
+			switch e.Type {
+			case fhir.ParamToken:
+				tokType, tokID = append(tokType, r.typ), append(tokID, r.id)
+				tokParam, tokSys, tokCode, tokText = append(tokParam, e.Param), append(tokSys, e.System), append(tokCode, e.Code), append(tokText, e.Text)
+			case fhir.ParamString, fhir.ParamURI:
+				exact := e.Text
+				if exact == "" {
+					exact = e.String
+				}
+				strType, strID = append(strType, r.typ), append(strID, r.id)
+				strParam, strValue, strExact = append(strParam, e.Param), append(strValue, e.String), append(strExact, exact)
+			case fhir.ParamDate:
+				lo, hi := storesql.Micros(e.Lo), storesql.Micros(e.Hi)
+				if hi <= lo {
+					hi = lo + 1
+				}
+				dateType, dateID = append(dateType, r.typ), append(dateID, r.id)
+				dateParam, dateLo, dateHi = append(dateParam, e.Param), append(dateLo, lo), append(dateHi, hi)
+			case fhir.ParamReference:
+				// One row per parameter and target: the date-ordered walk
+				// of storesql's latest search must meet a resource once.
+				k := refKey{e.Param, e.RefType, e.RefID}
+				if refSeen[k] {
+					continue
+				}
+				if refSeen == nil {
+					refSeen = map[refKey]bool{}
+				}
+				refSeen[k] = true
+				refType, refID = append(refType, r.typ), append(refID, r.id)
+				refParam, refTgtType, refTgtID = append(refParam, e.Param), append(refTgtType, e.RefType), append(refTgtID, e.RefID)
+				refDates, refCodes = append(refDates, refDate), append(refCodes, codesJSON)
+			case fhir.ParamNumber, fhir.ParamQuantity:
+				numType, numID = append(numType, r.typ), append(numID, r.id)
+				numParam, numNum, numLo, numHi = append(numParam, e.Param), append(numNum, e.Num), append(numLo, e.NumLo), append(numHi, e.NumHi)
+				numSys, numCode = append(numSys, e.System), append(numCode, e.Code)
+			}
+		}
+	}
 	if len(tokParam) > 0 {
 		b.Queue(`INSERT INTO idx_token (tenant, type, id, param, system, code, text)
-			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS u`,
-			tenant, typ, id, tokParam, tokSys, tokCode, tokText)
+			SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u`,
+			tenant, tokType, tokID, tokParam, tokSys, tokCode, tokText)
 	}
 	if len(strParam) > 0 {
 		b.Queue(`INSERT INTO idx_string (tenant, type, id, param, value, exact)
-			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
-			tenant, typ, id, strParam, strValue, strExact)
+			SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u`,
+			tenant, strType, strID, strParam, strValue, strExact)
 	}
 	if len(dateParam) > 0 {
 		b.Queue(`INSERT INTO idx_date (tenant, type, id, param, lo, hi)
-			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::bigint[], $6::bigint[]) AS u`,
-			tenant, typ, id, dateParam, dateLo, dateHi)
+			SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u`,
+			tenant, dateType, dateID, dateParam, dateLo, dateHi)
 	}
 	if len(refParam) > 0 {
+		// codes travel as one JSON array per row: unnest cannot take an
+		// array of arrays of different lengths.
 		b.Queue(`INSERT INTO idx_ref (tenant, type, id, param, ref_type, ref_id, date_hi, codes)
-			SELECT $1, $2, $3, u.*, $7::bigint, $8::text[] FROM unnest($4::text[], $5::text[], $6::text[]) AS u`,
-			tenant, typ, id, refParam, refType, refID, refDate, refCodes)
+			SELECT $1, t, i, p, rt, ri, d, CASE WHEN c IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(c::jsonb)) END
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(t, i, p, rt, ri, d, c)`,
+			tenant, refType, refID, refParam, refTgtType, refTgtID, refDates, refCodes)
 	}
 	if len(numParam) > 0 {
 		b.Queue(`INSERT INTO idx_number (tenant, type, id, param, num, lo, hi, system, code)
-			SELECT $1, $2, $3, u.* FROM unnest($4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS u`,
-			tenant, typ, id, numParam, numNum, numLo, numHi, numSys, numCode)
+			SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[]) AS u`,
+			tenant, numType, numID, numParam, numNum, numLo, numHi, numSys, numCode)
 	}
 	return nil
 }
