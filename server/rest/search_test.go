@@ -331,3 +331,62 @@ func TestHistory(t *testing.T) {
 	}
 	mustStatus(t, do(t, http.MethodGet, base+"/_history?_since=yesterday", ""), http.StatusBadRequest)
 }
+
+// TestDerivedSearchParams: Observation's patient (subject restricted to
+// Patient) and combo-code (code or component code) have no index entries of
+// their own (fhir.DerivedParam); searches, includes and sorts by them give
+// what the R4 definitions say.
+func TestDerivedSearchParams(t *testing.T) {
+	s := newServer(t)
+	base := s.base("acme")
+	pid := create(t, base, "Patient", patientJSON("derived"))
+	bp := strings.Replace(observationJSON("Patient/"+pid, "85354-9", "2024-02-01T10:00:00Z"), `"subject"`,
+		`"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}],"subject"`, 1)
+	o1 := create(t, base, "Observation", bp)
+	o2 := create(t, base, "Observation", observationJSON("Group/g1", "85354-9", "2024-02-02T10:00:00Z"))
+	o3 := create(t, base, "Observation", observationJSON("Patient/"+pid, "8867-4", "2024-02-03T10:00:00Z"))
+
+	tests := []struct {
+		query string
+		want  []string // "mode Type/id", in order
+	}{
+		{"/Observation?patient=Patient/" + pid + "&_sort=-date", []string{"match Observation/" + o3, "match Observation/" + o1}},
+		{"/Observation?patient=" + pid + "&_sort=date", []string{"match Observation/" + o1, "match Observation/" + o3}},
+		{"/Observation?subject=Group/g1", []string{"match Observation/" + o2}},
+		{"/Observation?patient:missing=true", []string{"match Observation/" + o2}},
+		{"/Observation?patient:missing=false&_sort=date", []string{"match Observation/" + o1, "match Observation/" + o3}},
+		{"/Observation?combo-code=8480-6", []string{"match Observation/" + o1}},
+		{"/Observation?combo-code=http://loinc.org|85354-9&_sort=date", []string{"match Observation/" + o1, "match Observation/" + o2}},
+		{"/Observation?combo-code:not=85354-9", []string{"match Observation/" + o3}},
+		{"/Observation?combo-code=8867-4,8480-6&_sort=-date", []string{"match Observation/" + o3, "match Observation/" + o1}},
+		{"/Observation?_id=" + o1 + "&_include=Observation:patient", []string{"match Observation/" + o1, "include Patient/" + pid}},
+		{"/Observation?_id=" + o2 + "&_include=Observation:patient", []string{"match Observation/" + o2}},
+		{"/Patient?_id=" + pid + "&_revinclude=Observation:patient", []string{"match Patient/" + pid, "include Observation/" + o1, "include Observation/" + o3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := do(t, http.MethodGet, base+tt.query, "")
+			mustStatus(t, r, http.StatusOK)
+			var got []string
+			for _, e := range entries(r.json(t)) {
+				got = append(got, str(e, "search", "mode")+" "+str(e, "resource", "resourceType")+"/"+str(e, "resource", "id"))
+			}
+			// Includes come after the matches; their order among
+			// themselves is by id.
+			want := tt.want
+			sortIncludes := func(xs []string) {
+				i := 0
+				for i < len(xs) && strings.HasPrefix(xs[i], "match ") {
+					i++
+				}
+				sort.Strings(xs[i:])
+			}
+			sortIncludes(got)
+			want = append([]string(nil), want...)
+			sortIncludes(want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -41,6 +41,9 @@ func (r *Registry) Extract(typ string, body []byte) ([]fhir.IndexEntry, error) {
 	}
 	var x extractor
 	for _, p := range params {
+		if len(p.def.StoredAs) > 0 {
+			continue
+		}
 		x.param, x.start, x.seen = p, len(x.out), nil
 		for _, pa := range p.paths {
 			x.walk(root, pa)

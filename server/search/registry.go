@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,12 @@ type ParamDef struct {
 	// (CapabilityStatement.rest.resource.searchParam.definition). It is an
 	// addition to the API agreed in the brief.
 	Definition string
+	// StoredAs names the parameters whose index entries answer this one
+	// when it is derived from them and not indexed itself (see
+	// fhir.DerivedParam); empty for an indexed parameter.
+	StoredAs []string
 }
+
 
 // Registry holds the search parameters of the supported resource types. It
 // is immutable after NewRegistry and safe for concurrent use.
@@ -76,6 +82,26 @@ func NewRegistry() *Registry {
 		}
 		m[d.code] = p
 	}
+	fhir.EachDerived(func(typ, code string, d fhir.Derived) {
+		p := r.params[typ][code]
+		for _, f := range d.From {
+			src := r.params[typ][f]
+			if p == nil || src == nil || src.def.Type != p.def.Type {
+				panic(fmt.Sprintf("search: derived parameter %s.%s cannot be stored as %s", typ, code, f))
+			}
+			// A derived reference parameter is its source restricted to
+			// its own targets, which must be among the source's.
+			for _, t := range p.def.Targets {
+				if !src.hasTarget(t) {
+					panic(fmt.Sprintf("search: derived parameter %s.%s targets %s, which %s does not", typ, code, t, f))
+				}
+			}
+		}
+		if d.Targets != nil && !slices.Equal(d.Targets, p.def.Targets) {
+			panic(fmt.Sprintf("search: derived parameter %s.%s has targets %v, not %v", typ, code, d.Targets, p.def.Targets))
+		}
+		p.def.StoredAs = d.From
+	})
 	sort.Strings(r.types)
 	for typ, m := range r.params {
 		list := make([]*param, 0, len(m))
@@ -127,6 +153,7 @@ func (r *Registry) Params(typ string) []ParamDef {
 	for i, p := range list {
 		out[i] = p.def
 		out[i].Targets = append([]string(nil), p.def.Targets...)
+		out[i].StoredAs = slices.Clone(p.def.StoredAs)
 	}
 	return out
 }
@@ -139,6 +166,7 @@ func (r *Registry) Lookup(typ, code string) (ParamDef, bool) {
 	}
 	d := p.def
 	d.Targets = append([]string(nil), p.def.Targets...)
+	d.StoredAs = slices.Clone(p.def.StoredAs)
 	return d, true
 }
 

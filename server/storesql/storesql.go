@@ -11,6 +11,7 @@ package storesql
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -335,14 +336,33 @@ func RefCode(system, code string) string { return system + "\t" + code }
 // parameter and target, so the walk meets each resource once.
 func latestByRef(q *fhir.Query, drive int) bool {
 	p := q.Params[drive]
-	if p.Type != fhir.ParamReference || p.Modifier != "" || len(p.Values) != 1 || len(p.Targets) > 0 {
+	if p.Type != fhir.ParamReference || p.Modifier != "" || len(p.Values) != 1 {
 		return false
 	}
 	v := p.Values[0]
-	if v.RefType == "" || v.RefID == "" {
+	if latestRefType(q.Type, p) == "" || v.RefID == "" {
 		return false
 	}
 	return len(q.Sort) == 1 && q.Sort[0].Param == RefDateParam && q.Sort[0].Type == fhir.ParamDate && q.Sort[0].Desc
+}
+
+// latestRefType is the one reference type the single value of reference
+// parameter p can match — its own, or the only type p.Targets allows — or
+// "" when there is none or more than one.
+func latestRefType(typ string, p fhir.Param) string {
+	if len(fhir.IndexParams(typ, p.Name)) != 1 {
+		return ""
+	}
+	v, targets := p.Values[0], refTargets(typ, p)
+	switch {
+	case len(targets) == 0:
+		return v.RefType
+	case v.RefType == "" && len(targets) == 1:
+		return targets[0]
+	case v.RefType != "" && slices.Contains(targets, v.RefType):
+		return v.RefType
+	}
+	return ""
 }
 
 // latestSearch is Search for a query latestByRef accepts (PostgreSQL only):
@@ -353,9 +373,13 @@ func latestByRef(q *fhir.Query, drive int) bool {
 // then id.
 func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, []any, error) {
 	b := &builder{d: d, outer: "d.id"}
-	v := q.Params[drive].Values[0]
+	p := q.Params[drive]
+	params := fhir.IndexParams(q.Type, p.Name)
+	if len(params) != 1 {
+		return "", nil, invalid("the latest search needs a parameter stored under one name")
+	}
 	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
-		" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(q.Params[drive].Name), " AND x.ref_id = ", b.arg(v.RefID), " AND x.ref_type = ", b.arg(v.RefType), ") d")
+		" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(params[0]), " AND x.ref_id = ", b.arg(p.Values[0].RefID), " AND x.ref_type = ", b.arg(latestRefType(q.Type, p)), ") d")
 	// A code given with its system (or as "|code") is matched against the
 	// copy on the row; every other parameter is probed as in Search.
 	sep := " WHERE "
@@ -505,23 +529,78 @@ func driver(ps []fhir.Param) int {
 // turn a correlated EXISTS into a semi-join); the others are correlated
 // [NOT] EXISTS probes by resource id. PostgreSQL plans both forms as
 // semi-joins.
-func (b *builder) open(t, tenant, typ, param string, negate, drive bool) {
+func (b *builder) open(t, tenant, typ string, params []string, negate, drive bool) {
 	if drive && !negate {
 		if b.outer == "d.id" {
 			// Search's driving table: the caller names it d.
-			b.w("SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
-				" AND x.param = ", b.arg(param))
+			b.w("SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ))
+			b.paramIs(params)
 			return
 		}
-		b.w(b.outer, " IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
-			" AND x.param = ", b.arg(param))
+		b.w(b.outer, " IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ))
+		b.paramIs(params)
 		return
 	}
 	if negate {
 		b.w("NOT ")
 	}
 	b.w("EXISTS (SELECT 1 FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
-		" AND x.id = ", b.outer, " AND x.param = ", b.arg(param))
+		" AND x.id = ", b.outer)
+	b.paramIs(params)
+}
+
+// paramIn returns paramIs's condition as a string, for callers that build
+// expressions before writing them.
+func paramIn(b *builder, params []string) string {
+	sub := &builder{d: b.d, args: b.args}
+	sub.paramIs(params)
+	b.args = sub.args
+	return sub.sb.String()
+}
+
+// paramIs writes the condition that index row x belongs to one of params
+// (see fhir.IndexParams).
+func (b *builder) paramIs(params []string) {
+	if len(params) == 1 {
+		b.w(" AND x.param = ", b.arg(params[0]))
+		return
+	}
+	b.w(" AND x.param IN (")
+	for i, p := range params {
+		if i > 0 {
+			b.w(", ")
+		}
+		b.w(b.arg(p))
+	}
+	b.w(")")
+}
+
+// refTargets is the reference types reference parameter p of typ may
+// match: those of its :Type modifier, else those of its derivation (see
+// fhir.DerivedParam), else any (nil).
+func refTargets(typ string, p fhir.Param) []string {
+	if len(p.Targets) > 0 {
+		return p.Targets
+	}
+	if d, ok := fhir.DerivedParam(typ, p.Name); ok {
+		return d.Targets
+	}
+	return nil
+}
+
+// refTypeIn writes the restriction of reference rows x to types.
+func (b *builder) refTypeIn(types []string) {
+	if len(types) == 0 {
+		return
+	}
+	b.w(" AND x.ref_type IN (")
+	for i, tt := range types {
+		if i > 0 {
+			b.w(", ")
+		}
+		b.w(b.arg(tt))
+	}
+	b.w(")")
 }
 
 func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
@@ -539,7 +618,10 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 		if p.Missing == nil {
 			return invalid("search parameter %s:missing needs true or false", p.Name)
 		}
-		b.open(t, tenant, typ, p.Name, *p.Missing, drive)
+		b.open(t, tenant, typ, fhir.IndexParams(typ, p.Name), *p.Missing, drive)
+		if p.Type == fhir.ParamReference {
+			b.refTypeIn(refTargets(typ, p))
+		}
 		b.w(")")
 		return nil
 	}
@@ -597,16 +679,9 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 		}
 		valueCond = refCond
 	}
-	b.open(t, tenant, typ, p.Name, negate, drive)
-	if p.Type == fhir.ParamReference && len(p.Targets) > 0 {
-		b.w(" AND x.ref_type IN (")
-		for i, tt := range p.Targets {
-			if i > 0 {
-				b.w(", ")
-			}
-			b.w(b.arg(tt))
-		}
-		b.w(")")
+	b.open(t, tenant, typ, fhir.IndexParams(typ, p.Name), negate, drive)
+	if p.Type == fhir.ParamReference {
+		b.refTypeIn(refTargets(typ, p))
 	}
 	b.w(" AND (")
 	for i, v := range p.Values {
@@ -915,7 +990,7 @@ func sortKeys(b *builder, tenant string, q *fhir.Query) ([]sortKey, error) {
 		// optimization from scanning the whole (param, value) index instead
 		// of probing this resource's rows by id.
 		keys = append(keys, sortKey{"(SELECT " + agg + "(COALESCE(" + col + ", " + col + ")) FROM " + t + " x WHERE x.tenant = " + b.arg(tenant) +
-			" AND x.type = " + b.arg(q.Type) + " AND x.id = " + b.outer + " AND x.param = " + b.arg(k.Param) + ")", dir + " NULLS LAST"})
+			" AND x.type = " + b.arg(q.Type) + " AND x.id = " + b.outer + paramIn(b, fhir.IndexParams(q.Type, k.Param)) + ")", dir + " NULLS LAST"})
 	}
 	return keys, nil
 }
@@ -944,7 +1019,12 @@ func Include(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resource) 
 			b.w("r.type = ", b.arg(inc.Target), " AND ")
 		}
 		b.w("(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
-			" AND x.type = ", b.arg(inc.Source), " AND x.param = ", b.arg(inc.Param), " AND x.id IN (")
+			" AND x.type = ", b.arg(inc.Source))
+		b.paramIs(fhir.IndexParams(inc.Source, inc.Param))
+		if d, ok := fhir.DerivedParam(inc.Source, inc.Param); ok {
+			b.refTypeIn(d.Targets)
+		}
+		b.w(" AND x.id IN (")
 		for i, id := range ids {
 			if i > 0 {
 				b.w(", ")
@@ -966,9 +1046,10 @@ func RevInclude(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resourc
 	if inc.Source == "" || inc.Param == "" {
 		return "", nil, invalid("_revinclude needs a source type and a parameter")
 	}
+	der, _ := fhir.DerivedParam(inc.Source, inc.Param)
 	var targets []*fhir.Resource
 	for _, r := range page {
-		if inc.Target == "" || r.Type == inc.Target {
+		if (inc.Target == "" || r.Type == inc.Target) && (der.Targets == nil || slices.Contains(der.Targets, r.Type)) {
 			targets = append(targets, r)
 		}
 	}
@@ -978,8 +1059,9 @@ func RevInclude(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resourc
 	if len(targets) == 0 {
 		b.w("1 = 0")
 	} else {
-		b.w("r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(inc.Source),
-			" AND x.param = ", b.arg(inc.Param), " AND (")
+		b.w("r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(inc.Source))
+		b.paramIs(fhir.IndexParams(inc.Source, inc.Param))
+		b.w(" AND (")
 		for i, t := range targets {
 			if i > 0 {
 				b.w(" OR ")
