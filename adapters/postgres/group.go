@@ -24,8 +24,8 @@ import (
 // member never takes the others' writes with it.
 
 const (
-	groupWorkers = 4   // groups in flight at once, each on its own connection
-	groupMax     = 64  // members per group
+	groupWorkers = 4  // groups in flight at once, each on its own connection
+	groupMax     = 64 // members per group
 	groupTimeout = 30 * time.Second
 )
 

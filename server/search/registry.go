@@ -32,7 +32,6 @@ type ParamDef struct {
 	StoredAs []string
 }
 
-
 // Registry holds the search parameters of the supported resource types. It
 // is immutable after NewRegistry and safe for concurrent use.
 type Registry struct {

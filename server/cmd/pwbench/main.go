@@ -54,6 +54,7 @@ type config struct {
 	observations int
 	duration     time.Duration
 	only         string
+	profile      string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
 	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest or ingest")
+	fs.StringVar(&c.profile, "profile", "", "write the server's CPU profile of each workload to DIR/<workload>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
-	srv, err := startServer(ctx, bin, dsn)
+	srv, err := startServer(ctx, bin, dsn, c.profile != "")
 	if err != nil {
 		return err
 	}
@@ -101,7 +103,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var readingSeq atomic.Int64
 	start := time.Now().UTC()
 
-	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req   errors   target\n")
+	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req  dbCPU/req  errors   target\n")
 	type workload struct {
 		name    string
 		clients int
@@ -155,12 +157,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if c.only != "" && c.only != w.name {
 			continue
 		}
+		prof := make(chan error, 1)
+		if c.profile != "" {
+			go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, w.name+".pprof"), c.duration) }()
+		}
 		r, err := drive(ctx, srv, w.clients, c.duration, w.req)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %8d   %s\n", w.name, w.clients, r.rps,
-			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), r.errors, w.target)
+		if c.profile != "" {
+			if err := <-prof; err != nil {
+				return fmt.Errorf("profiling %s: %w", w.name, err)
+			}
+		}
+		fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", w.name, w.clients, r.rps,
+			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, w.target)
 		if w.perReq > 1 {
 			fmt.Fprintf(out, "%-18s %8s %8.0f readings/s, %s CPU/reading (p50/p99 are per batch of %d)\n", "", "",
 				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
@@ -216,24 +227,43 @@ func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) 
 }
 
 type server struct {
-	cmd *exec.Cmd
-	url string
+	cmd   *exec.Cmd
+	url   string
+	debug string // the profiler's base URL, when on
 }
 
-func startServer(ctx context.Context, bin, dsn string) (*server, error) {
+// freeAddr returns a loopback address with a free port.
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startServer(ctx context.Context, bin, dsn string, profile bool) (*server, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench",
-		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64<<20))
+	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench",
+		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64 << 20)}
+	debug := ""
+	if profile {
+		daddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--debug-addr", daddr)
+		debug = "http://" + daddr
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, url: "http://" + addr}
+	s := &server{cmd: cmd, url: "http://" + addr, debug: debug}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(s.url + "/readyz")
@@ -254,6 +284,44 @@ func startServer(ctx context.Context, bin, dsn string) (*server, error) {
 	return nil, errors.New("server did not become ready in 60 s")
 }
 
+// profile fetches a CPU profile of the server covering most of d (from its
+// second second, so that connection set-up is left out) into path.
+func (s *server) profile(ctx context.Context, path string, d time.Duration) error {
+	secs := int(d/time.Second) - 2
+	if secs < 1 {
+		secs = 1
+	}
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.debug+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profiler answered %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func (s *server) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
@@ -261,21 +329,51 @@ func (s *server) stop() {
 
 // cpu returns the server process's user+system CPU time.
 func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	d, _ := procCPU(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	return d
+}
+
+// procCPU reads a process's user+system CPU time and command name from its
+// /proc/<pid>/stat.
+func procCPU(path string) (time.Duration, string) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return 0, ""
+	}
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open || end+2 > len(b) {
+		return 0, ""
 	}
 	// Fields after the command name (which may hold spaces) start after ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	f := strings.Fields(string(b[end+2:]))
+	if len(f) < 13 {
+		return 0, ""
+	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
+	return time.Duration(ut+st) * time.Second / clkTck, string(b[open+1 : end])
+}
+
+// postgresCPU sums the CPU time of the processes named postgres on this
+// machine (the database's backends, WAL writer, checkpointer...). Backends
+// that exit during a workload take their time with them, so the figure is
+// a lower bound; the bench keeps its connections open, so it is close.
+func postgresCPU() time.Duration {
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var sum time.Duration
+	for _, p := range paths {
+		if d, name := procCPU(p); name == "postgres" {
+			sum += d
+		}
+	}
+	return sum
 }
 
 type result struct {
 	rps                 float64
 	p50, p99, cpuPerReq time.Duration
+	dbCPUPerReq         time.Duration
 	errors              int64
 }
 
@@ -290,7 +388,7 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 		wg      sync.WaitGroup
 		firstEr atomic.Value
 	)
-	cpu0 := srv.cpu()
+	cpu0, db0 := srv.cpu(), postgresCPU()
 	start := time.Now()
 	end := start.Add(d)
 	for i := range clients {
@@ -324,7 +422,7 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := srv.cpu() - cpu0
+	cpu, dbCPU := srv.cpu()-cpu0, postgresCPU()-db0
 	if e := firstEr.Load(); e != nil {
 		fmt.Fprintf(os.Stderr, "pwbench: first error: %v\n", e)
 	}
@@ -334,11 +432,12 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	n := len(lats)
 	return result{
-		rps:       float64(n) / elapsed.Seconds(),
-		p50:       lats[n/2],
-		p99:       lats[n*99/100],
-		cpuPerReq: cpu / time.Duration(n),
-		errors:    errs.Load(),
+		rps:         float64(n) / elapsed.Seconds(),
+		p50:         lats[n/2],
+		p99:         lats[n*99/100],
+		cpuPerReq:   cpu / time.Duration(n),
+		dbCPUPerReq: dbCPU / time.Duration(n),
+		errors:      errs.Load(),
 	}, nil
 }
 
