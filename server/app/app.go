@@ -64,6 +64,9 @@ type Config struct {
 	// ones; it is re-read every TemplatesReload when a file changed.
 	TemplatesDir    string
 	TemplatesReload time.Duration
+
+	// ADT is inbound ADT over MLLP (off unless listeners are configured).
+	ADT ADTConfig
 }
 
 // App is a wired, running-capable server.
@@ -79,6 +82,7 @@ type App struct {
 	mqttReady <-chan struct{} // nil when MQTT is off
 	// statSources are the transports' counters, exported on /metrics.
 	statSources []statSource
+	adt         *adtWiring // nil when ADT is off
 }
 
 // OpenStore opens the store the config names and applies migrations.
@@ -170,6 +174,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	} else if cfg.MQTT.Broker != "" || cfg.NATS.URL != "" {
 		store.Close()
 		return nil, errors.New("MQTT or NATS ingestion configured, but the store keeps no ingestion tables")
+	}
+	if err := a.setupADT(ctx, reg); err != nil {
+		a.closeRunners()
+		store.Close()
+		return nil, fmt.Errorf("setting up ADT listeners: %w", err)
 	}
 
 	e.GET("/healthz", func(c *echo.Context) error {

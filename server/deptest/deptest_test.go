@@ -30,6 +30,10 @@ var rules = []rule{
 	{pkg: "mappings/", stdlib: true, allow: []string{"server/fhir", "mappings/"}, why: "mappings are pure translation, no I/O"},
 	{pkg: "server/rest", forbid: []string{"adapters/", "conformance", "server/app"}, why: "handlers see the store contract, not a database"},
 	{pkg: "adapters/", forbid: []string{"server/rest", "server/app", "server/search", "conformance"}, why: "an adapter knows one outside system and the core"},
+	{pkg: "server/adtin/seen", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
+	{pkg: "server/adtin", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "the ADT service sees the store contract"},
+	{pkg: "server/ingest/tables", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
+	{pkg: "server/ingest", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "ingestion sees the store contract"},
 	{pkg: "conformance", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "conformance describes the server, it does not run it"},
 }
 

@@ -166,7 +166,10 @@ func clientMsg(err error) string {
 	return "payload cannot be mapped"
 }
 
-func deviceLock(dev string) string { return "ingest:Device/" + dev }
+// DeviceLock is the fhir.Tx.Lock key that serializes the writers of one
+// device's associations and readings (see the package comment); other
+// modules that change associations (server/adtin) take it too.
+func DeviceLock(dev string) string { return "ingest:Device/" + dev }
 
 // lockAll takes the locks of the prepared payloads in sorted order.
 func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
@@ -174,7 +177,7 @@ func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
 	var keys []string
 	for _, p := range ps {
 		for _, it := range p.items {
-			for _, k := range []string{deviceLock(it.device), "ingest:" + it.obs} {
+			for _, k := range []string{DeviceLock(it.device), "ingest:" + it.obs} {
 				if !seen[k] {
 					seen[k] = true
 					keys = append(keys, k)

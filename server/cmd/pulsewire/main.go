@@ -55,6 +55,7 @@ commands:
   device-key add      create a device or gateway key: --tenant T [--device ID]...
   dead-letters list|show ID|replay ID   inspect and replay unmappable readings (--tenant T)
   ingest release      release held readings whose device now has a patient (--tenant T)
+  hl7 send|listen|validate   test an HL7 feed by hand: send over MLLP, receive, check files
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("usage: pulsewire mapping test [--template FILE] --payload FILE")
 		}
 		return mappingTest(args[1:], stdout, stderr)
+	case "hl7":
+		return hl7Command(ctx, args, stdout, stderr)
 	case "device-key", "dead-letters", "ingest":
 		return ingestCommand(ctx, cmd, args, getenv, stdout, stderr)
 	case "version":
@@ -144,7 +147,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	accessLog := fs.Bool("access-log", env(getenv, "PULSEWIRE_ACCESS_LOG", "true") == "true",
 		"log one line per request: route pattern and status, never query or body (env PULSEWIRE_ACCESS_LOG)")
 	level := fs.String("log-level", env(getenv, "PULSEWIRE_LOG_LEVEL", "info"), "debug, info, warn or error (env PULSEWIRE_LOG_LEVEL)")
+	debugAddr := fs.String("debug-addr", getenv("PULSEWIRE_DEBUG_ADDR"),
+		"serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env PULSEWIRE_DEBUG_ADDR)")
 	if err := ingestFlags(fs, &cfg, getenv); err != nil {
+		return err
+	}
+	if err := adtFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
 	fs.StringVar(&cfg.TemplatesDir, "templates", getenv("PULSEWIRE_TEMPLATES"),
@@ -170,9 +178,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	tuneGC(getenv)
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if *debugAddr != "" {
+		if err := serveDebug(ctx, *debugAddr, cfg.Logger); err != nil {
+			a.Close()
+			return fmt.Errorf("debug listener: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
