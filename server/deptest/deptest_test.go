@@ -34,6 +34,8 @@ var rules = []rule{
 	{pkg: "server/adtin", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "the ADT service sees the store contract"},
 	{pkg: "server/ingest/tables", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
 	{pkg: "server/ingest", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "ingestion sees the store contract"},
+	{pkg: "server/smart/registry", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
+	{pkg: "server/smart", forbid: []string{"adapters/", "server/app", "server/rest"}, why: "the authorization server sees its registry contract, not a database"},
 	{pkg: "conformance", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "conformance describes the server, it does not run it"},
 }
 

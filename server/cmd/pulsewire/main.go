@@ -56,6 +56,7 @@ commands:
   dead-letters list|show ID|replay ID   inspect and replay unmappable readings (--tenant T)
   ingest release      release held readings whose device now has a patient (--tenant T)
   hl7 send|listen|validate   test an HL7 feed by hand: send over MLLP, receive, check files
+  clients|users|keys ...     manage SMART clients, login users and signing keys (--tenant T)
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return hl7Command(ctx, args, stdout, stderr)
 	case "device-key", "dead-letters", "ingest":
 		return ingestCommand(ctx, cmd, args, getenv, stdout, stderr)
+	case "clients", "users", "keys":
+		return smartCommand(ctx, cmd, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pulsewire", app.Version)
 		return nil

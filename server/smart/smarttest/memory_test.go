@@ -1,0 +1,7 @@
+package smarttest
+
+import "testing"
+
+func TestMemory(t *testing.T) {
+	Run(t, func(*testing.T) Store { return NewMemory() })
+}
