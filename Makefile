@@ -54,7 +54,7 @@ bench: services
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate \
+FUZZ_TARGETS = ./server/authz:FuzzParseScope ./server/search:FuzzParse ./server/search:FuzzExtract ./conformance/validate:FuzzValidate \
   ./mappings/device:FuzzEvaluate ./mappings/device:FuzzExpression ./mappings/hl7v2:FuzzParse ./adapters/mllp:FuzzReader \
   ./mappings/oru:FuzzFastDecode
 fuzz:
