@@ -75,6 +75,17 @@ func liveOrErr(res *fhir.Resource, typ, id string) (*fhir.Resource, error) {
 	return res, nil
 }
 
+// readManySQL selects the current rows of several ids of one type.
+const readManySQL = "SELECT " + storesql.Columns + " FROM resources WHERE tenant = $1 AND type = $2 AND id = ANY($3::text[])"
+
+// ReadMany implements fhir.ManyReader: one query.
+func (r *reader) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return r.query(ctx, readManySQL, []any{tenant, typ, ids})
+}
+
 // VRead returns one version: KindNotFound, or KindGone for a delete.
 func (r *reader) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
 	res, err := r.one(ctx, vreadSQL, tenant, typ, id, version)
@@ -152,6 +163,15 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resourc
 		return nil, internal("reading resource", err)
 	}
 	return liveOrErr(res, typ, id)
+}
+
+// ReadMany implements fhir.ManyReader.
+func (s *Store) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadMany(ctx, tenant, typ, ids)
 }
 
 // VRead implements fhir.Reader.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -237,13 +238,35 @@ func (t *txn) LastN(ctx context.Context, tenant string, q *fhir.Query, max int) 
 // or rollback. Keys are hashed to 64 bits; two keys that collide only wait for
 // each other needlessly, never skip a wait. Resource writes lock with seed 1
 // (see lockResource), so a Lock key never shares a hash space with them.
-func (t *txn) Lock(ctx context.Context, key string) error {
+func (t *txn) Lock(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
 	b := &pgx.Batch{}
-	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", t.tenant+":"+key)
+	if len(keys) == 1 {
+		b.Queue("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", t.tenant+":"+keys[0])
+	} else {
+		full := make([]string, len(keys))
+		for i, k := range keys {
+			full[i] = t.tenant + ":" + k
+		}
+		slices.Sort(full)
+		full = slices.Compact(full)
+		b.Queue("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n", full)
+	}
 	if err := t.c.send(ctx, b); err != nil {
 		return internal("taking lock", err)
 	}
 	return nil
+}
+
+// ReadMany implements fhir.ManyReader in the transaction (see
+// reader.ReadMany).
+func (t *txn) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	if err := t.otherTenant(tenant); err != nil {
+		return nil, err
+	}
+	return t.reader.ReadMany(ctx, tenant, typ, ids)
 }
 
 // current is what a write needs to know of a resource's current row.

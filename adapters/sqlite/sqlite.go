@@ -48,8 +48,10 @@ type Store struct {
 }
 
 var (
-	_ fhir.Store  = (*Store)(nil)
-	_ fhir.Hooked = (*Store)(nil)
+	_ fhir.Store      = (*Store)(nil)
+	_ fhir.Hooked     = (*Store)(nil)
+	_ fhir.ManyReader = (*Store)(nil)
+	_ fhir.ManyReader = (*tx)(nil)
 )
 
 // AddWriteHook adds a hook run inside every Put and Delete (see
@@ -291,6 +293,30 @@ func (rd reader) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resour
 	return r, nil
 }
 
+// readManyChunk bounds the ids of one query (SQLite's host parameters).
+const readManyChunk = 500
+
+// ReadMany returns the current rows of typ among ids, tombstones included.
+func (rd reader) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	var out []*fhir.Resource
+	for len(ids) > 0 {
+		n := min(len(ids), readManyChunk)
+		q := `SELECT ` + storesql.Columns + ` FROM resources WHERE tenant = ? AND type = ? AND id IN (?` + strings.Repeat(", ?", n-1) + `)`
+		args := make([]any, 0, n+2)
+		args = append(args, tenant, typ)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		rs, err := rd.query(ctx, q, args)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 func (rd reader) VRead(ctx context.Context, tenant, typ, id string, version int64) (*fhir.Resource, error) {
 	if err := rd.s.checkTenant(ctx, rd.q, tenant); err != nil {
 		return nil, err
@@ -336,6 +362,14 @@ func (s *Store) rd() reader { return reader{s: s, q: s.r} }
 // Read returns the current version (KindNotFound, KindGone).
 func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
 	return s.rd().Read(ctx, tenant, typ, id)
+}
+
+// ReadMany implements fhir.ManyReader.
+func (s *Store) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
+		return nil, err
+	}
+	return s.rd().ReadMany(ctx, tenant, typ, ids)
 }
 
 // VRead returns one version (KindNotFound, KindGone).
@@ -397,7 +431,7 @@ type tx struct {
 // Lock is a no-op: every write transaction already runs alone (one writer
 // connection, BEGIN IMMEDIATE), so two transactions locking the same key
 // never overlap.
-func (t *tx) Lock(ctx context.Context, key string) error { return nil }
+func (t *tx) Lock(ctx context.Context, keys ...string) error { return nil }
 
 // current returns the current version and deleted flag of typ/id, ok false
 // when it never existed.

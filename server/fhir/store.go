@@ -68,11 +68,14 @@ type Reader interface {
 type Tx interface {
 	Reader
 
-	// Lock takes an exclusive lock on key, held until the transaction ends:
-	// two transactions that Lock the same key run one after the other. It is
-	// how conditional create/update are made race-free: lock the
-	// normalized condition, search, then write.
-	Lock(ctx context.Context, key string) error
+	// Lock takes an exclusive lock on each key, held until the transaction
+	// ends: two transactions that Lock the same key run one after the
+	// other. It is how conditional create/update are made race-free: lock
+	// the normalized condition, search, then write. The keys of one call
+	// are taken together, in an order of the store's that is the same for
+	// every transaction (so two calls with overlapping keys cannot
+	// deadlock), at the cost of one round trip.
+	Lock(ctx context.Context, keys ...string) error
 
 	// Put writes a new current version of w.Type/w.ID: version 1 when the
 	// resource is new (or was deleted, then its version is the tombstone's
@@ -119,6 +122,39 @@ type HistoryResult struct {
 	Versions []*Resource
 	Total    int
 	HasMore  bool
+}
+
+// ManyReader is implemented by readers that read several resources of one
+// type at once (one round trip instead of one per id).
+type ManyReader interface {
+	// ReadMany returns the current versions of the resources of typ among
+	// ids that exist, deleted ones included as tombstones (Deleted true,
+	// Body nil), in no particular order.
+	ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*Resource, error)
+}
+
+// ReadMany reads the current versions of typ/ids through r, at once when r
+// is a ManyReader, else one by one; see ManyReader.ReadMany.
+func ReadMany(ctx context.Context, r Reader, tenant, typ string, ids []string) ([]*Resource, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if m, ok := r.(ManyReader); ok {
+		return m.ReadMany(ctx, tenant, typ, ids)
+	}
+	out := make([]*Resource, 0, len(ids))
+	for _, id := range ids {
+		res, err := r.Read(ctx, tenant, typ, id)
+		switch {
+		case err == nil:
+			out = append(out, res)
+		case IsKind(err, KindGone):
+			out = append(out, &Resource{Type: typ, ID: id, Deleted: true})
+		case !IsKind(err, KindNotFound):
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Change is one write inside a transaction, as a WriteHook sees it.

@@ -78,12 +78,28 @@ func parseTime(s string) (time.Time, bool) {
 // associations loads the DeviceUseStatements of a device that attribute
 // readings (not entered-in-error, with a Patient subject and a start).
 func associations(ctx context.Context, tenant string, r fhir.Reader, dev string) ([]*assoc, error) {
-	var out []*assoc
+	m, err := associationsOf(ctx, tenant, r, []string{dev})
+	if err != nil {
+		return nil, err
+	}
+	return m[dev], nil
+}
+
+// associationsOf loads the associations of several devices with one search
+// (per page of 1000), by device id.
+func associationsOf(ctx context.Context, tenant string, r fhir.Reader, devs []string) (map[string][]*assoc, error) {
+	out := map[string][]*assoc{}
+	if len(devs) == 0 {
+		return out, nil
+	}
+	vals := make([]fhir.Value, len(devs))
+	for i, d := range devs {
+		vals[i] = fhir.Value{RefType: "Device", RefID: d}
+	}
 	q := &fhir.Query{
-		Type: "DeviceUseStatement",
-		Params: []fhir.Param{{Name: "device", Type: fhir.ParamReference,
-			Values: []fhir.Value{{RefType: "Device", RefID: dev}}}},
-		Count: 1000,
+		Type:   "DeviceUseStatement",
+		Params: []fhir.Param{{Name: "device", Type: fhir.ParamReference, Values: vals}},
+		Count:  1000,
 	}
 	for {
 		res, err := r.Search(ctx, tenant, q)
@@ -93,6 +109,10 @@ func associations(ctx context.Context, tenant string, r fhir.Reader, dev string)
 		for _, rs := range res.Resources {
 			var d dusJSON
 			if json.Unmarshal(rs.Body, &d) != nil || d.Status == "entered-in-error" || d.TimingPeriod == nil {
+				continue
+			}
+			dev, ok := deviceOf(d.Device.Reference)
+			if !ok {
 				continue
 			}
 			p, ok := strings.CutPrefix(d.Subject.Reference, "Patient/")
@@ -109,13 +129,27 @@ func associations(ctx context.Context, tenant string, r fhir.Reader, dev string)
 					continue
 				}
 			}
-			out = append(out, a)
+			out[dev] = append(out[dev], a)
 		}
 		if !res.HasMore {
 			return out, nil
 		}
 		q.Offset += len(res.Resources)
 	}
+}
+
+// deviceOf is the id a Device reference names: "Device/x", or an absolute
+// URL ending in it.
+func deviceOf(ref string) (string, bool) {
+	i := strings.LastIndex(ref, "Device/")
+	if i < 0 || (i > 0 && ref[i-1] != '/') {
+		return "", false
+	}
+	id := ref[i+len("Device/"):]
+	if id == "" || strings.ContainsAny(id, "/?#") {
+		return "", false
+	}
+	return id, true
 }
 
 // Association assigns a device to a patient from Start (until End, or open
@@ -165,7 +199,7 @@ func (in *Ingestor) Associate(ctx context.Context, tenant string, a Association)
 	var out *AssociationResult
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
 		out = &AssociationResult{}
-		if err := tx.Lock(ctx, deviceLock(dev)); err != nil {
+		if err := tx.Lock(ctx, DeviceLock(dev)); err != nil {
 			return err
 		}
 		if a.DeviceIdentifier != nil {
@@ -195,7 +229,7 @@ func (in *Ingestor) Associate(ctx context.Context, tenant string, a Association)
 		}
 		if a.Patient != "" {
 			id := dusID(dev, a.Patient, a.Start)
-			if err := in.put(ctx, tx, "DeviceUseStatement", id, dusBody(dev, a.Patient, a.Start, a.End, in.now())); err != nil {
+			if err := in.put(ctx, tx, "DeviceUseStatement", id, dusBody(dev, a.Patient, a.Start, a.End, in.now()), false); err != nil {
 				return err
 			}
 			out.DeviceUseStatement = "DeviceUseStatement/" + id
@@ -250,7 +284,7 @@ func (in *Ingestor) endAssoc(ctx context.Context, tx fhir.Tx, x *assoc, end time
 			ms[i].Value = status
 		}
 	}
-	return in.put(ctx, tx, "DeviceUseStatement", x.id, fhir.EncodeMembers(ms))
+	return in.put(ctx, tx, "DeviceUseStatement", x.id, fhir.EncodeMembers(ms), false)
 }
 
 // release makes Observations of the device's held readings that now have a
@@ -295,7 +329,7 @@ func (in *Ingestor) release(ctx context.Context, tenant string, tx fhir.Tx, tb t
 func (in *Ingestor) Release(ctx context.Context, tenant, dev string) (int, error) {
 	var n int
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
-		if err := tx.Lock(ctx, deviceLock(dev)); err != nil {
+		if err := tx.Lock(ctx, DeviceLock(dev)); err != nil {
 			return err
 		}
 		var err error

@@ -171,7 +171,8 @@ func clientMsg(err error) string {
 // modules that change associations (server/adtin) take it too.
 func DeviceLock(dev string) string { return "ingest:Device/" + dev }
 
-// lockAll takes the locks of the prepared payloads in sorted order.
+// lockAll takes the locks of the prepared payloads, all at once (the store
+// orders them, so batches cannot deadlock).
 func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
 	seen := map[string]bool{}
 	var keys []string
@@ -186,12 +187,7 @@ func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
 		}
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		if err := tx.Lock(ctx, k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.Lock(ctx, keys...)
 }
 
 // Ingest runs one payload through the pipeline and commits its outcome.
@@ -226,12 +222,84 @@ func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, 
 }
 
 // apply writes the outcome of prepared payloads inside one transaction.
+// Round trips, not rows, bound a batch on a networked database, so it reads
+// what the whole batch needs at once — its Devices, their associations,
+// DeviceMetrics and Observations — and writes the new resources as creates
+// with known-fresh ids (fhir.Write.Fresh: the locks taken first and the
+// reads under them show they do not exist), which a store may send with
+// the commit.
 func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhir.Tx, tb tables.Tables, ps []prepared) ([]Result, error) {
 	if err := lockAll(ctx, tx, ps); err != nil {
 		return nil, err
 	}
 	now := in.now().UTC()
-	devs := map[string]*deviceState{}
+
+	// What the batch touches, in order of first appearance.
+	var devIDs, metricIDs, obsIDs []string
+	firstOfDev := map[string]item{}
+	metricOf := map[string]item{}
+	for _, p := range ps {
+		for _, it := range p.items {
+			if _, ok := firstOfDev[it.device]; !ok {
+				firstOfDev[it.device] = it
+				devIDs = append(devIDs, it.device)
+			}
+			if id, ok := metricID(it); ok {
+				if _, seen := metricOf[id]; !seen {
+					metricOf[id] = it
+					metricIDs = append(metricIDs, id)
+				}
+			}
+			obsIDs = append(obsIDs, it.obs)
+		}
+	}
+
+	// Devices are created on first sight; DeviceMetrics likewise.
+	haveDev, err := existing(ctx, tenant, tx, "Device", devIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range devIDs {
+		if haveDev[id] {
+			continue
+		}
+		body, err := fhirobs.Device(id, firstOfDev[id].m.DeviceIdentifiers, fhirobs.DeviceInfo{})
+		if err != nil {
+			return nil, err
+		}
+		if err := in.put(ctx, tx, "Device", id, body, true); err != nil {
+			return nil, err
+		}
+	}
+	assocs, err := associationsOf(ctx, tenant, tx, devIDs)
+	if err != nil {
+		return nil, err
+	}
+	haveMetric, err := existing(ctx, tenant, tx, "DeviceMetric", metricIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range metricIDs {
+		if haveMetric[id] {
+			continue
+		}
+		it := metricOf[id]
+		v, _ := vocab.ByKey(it.m.Type)
+		body, err := fhirobs.DeviceMetric(id, it.device, it.m.Channel, v)
+		if err != nil {
+			return nil, err
+		}
+		if err := in.put(ctx, tx, "DeviceMetric", id, body, true); err != nil {
+			return nil, err
+		}
+	}
+	// An Observation that exists, or was deliberately deleted, is a
+	// duplicate (never resurrected); so is a second copy in the batch.
+	haveObs, err := existing(ctx, tenant, tx, "Observation", obsIDs)
+	if err != nil {
+		return nil, err
+	}
+
 	results := make([]Result, len(ps))
 	for i, p := range ps {
 		if p.reason != "" {
@@ -244,37 +312,31 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 		var stored, held bool
 		var obs []string
 		for _, it := range p.items {
-			ds := devs[it.device]
-			if ds == nil {
-				var err error
-				if ds, err = in.loadDevice(ctx, tenant, tx, it); err != nil {
-					return nil, err
-				}
-				devs[it.device] = ds
-			}
-			if err := in.ensureMetric(ctx, tenant, tx, it); err != nil {
-				return nil, err
+			if haveObs[it.obs] {
+				obs = append(obs, "Observation/"+it.obs)
+				continue
 			}
 			patient := it.m.PatientID
 			if patient == "" {
-				patient = ds.patientAt(it.m.Time)
+				patient = (&deviceState{assoc: assocs[it.device]}).patientAt(it.m.Time)
 			}
-			st, err := in.storeObservation(ctx, tenant, tx, it, patient)
-			if err != nil {
-				return nil, err
-			}
-			switch st {
-			case StatusHeld:
+			if patient == "" {
 				if err := tb.HoldReading(ctx, &tables.Held{ID: it.obs, Device: it.device, Time: it.m.Time, Measurement: it.mjson, Source: src.Kind, Received: now}); err != nil {
 					return nil, err
 				}
 				held = true
-			case StatusStored:
-				stored = true
-				obs = append(obs, "Observation/"+it.obs)
-			default:
-				obs = append(obs, "Observation/"+it.obs)
+				continue
 			}
+			body, err := fhirobs.Observation(&it.m, fhirobs.Refs{ID: it.obs, Patient: patient, Device: it.device})
+			if err != nil {
+				return nil, err
+			}
+			if err := in.put(ctx, tx, "Observation", it.obs, body, true); err != nil {
+				return nil, err
+			}
+			haveObs[it.obs] = true
+			stored = true
+			obs = append(obs, "Observation/"+it.obs)
 		}
 		r := Result{Status: StatusDuplicate, Observations: obs}
 		if held {
@@ -286,6 +348,19 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 		results[i] = r
 	}
 	return results, nil
+}
+
+// existing reports which of typ/ids exist, deleted ones included.
+func existing(ctx context.Context, tenant string, tx fhir.Tx, typ string, ids []string) (map[string]bool, error) {
+	rs, err := fhir.ReadMany(ctx, tx, tenant, typ, ids)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(ids))
+	for _, r := range rs {
+		have[r.ID] = true
+	}
+	return have, nil
 }
 
 // storeObservation writes the Observation of it for patient unless it
@@ -307,31 +382,22 @@ func (in *Ingestor) storeObservation(ctx context.Context, tenant string, tx fhir
 	if err != nil {
 		return "", err
 	}
-	if err := in.put(ctx, tx, "Observation", it.obs, body); err != nil {
+	if err := in.put(ctx, tx, "Observation", it.obs, body, true); err != nil {
 		return "", err
 	}
 	return StatusStored, nil
 }
 
-func (in *Ingestor) put(ctx context.Context, tx fhir.Tx, typ, id string, body []byte) error {
+// put writes a resource the ingestor made. fresh says the caller checked,
+// under the locks it holds, that the resource does not exist (see
+// fhir.Write.Fresh).
+func (in *Ingestor) put(ctx context.Context, tx fhir.Tx, typ, id string, body []byte, fresh bool) error {
 	idx, err := in.reg.Extract(typ, body)
 	if err != nil {
 		return err
 	}
-	_, _, err = tx.Put(ctx, &fhir.Write{Type: typ, ID: id, Body: body, Index: idx})
+	_, _, err = tx.Put(ctx, &fhir.Write{Type: typ, ID: id, Body: body, Index: idx, Fresh: fresh})
 	return err
-}
-
-// loadDevice creates the Device on first sight and loads its associations.
-func (in *Ingestor) loadDevice(ctx context.Context, tenant string, tx fhir.Tx, it item) (*deviceState, error) {
-	if err := in.ensureDevice(ctx, tenant, tx, it.device, it.m.DeviceIdentifiers); err != nil {
-		return nil, err
-	}
-	as, err := associations(ctx, tenant, tx, it.device)
-	if err != nil {
-		return nil, err
-	}
-	return &deviceState{assoc: as}, nil
 }
 
 // MetricID is the DeviceMetric id of one channel of a device measuring one
@@ -340,30 +406,18 @@ func MetricID(deviceID, channel, vital string) string {
 	return "dm-" + HashKey(deviceID + "|" + channel + "|" + vital)[:20]
 }
 
-// ensureMetric writes a DeviceMetric for the reading's channel when the
-// template reads one (the payload says which channel measured it) and the
-// metric does not exist yet. The device lock taken by lockAll covers it.
-func (in *Ingestor) ensureMetric(ctx context.Context, tenant string, tx fhir.Tx, it item) error {
+// metricID is the DeviceMetric of the reading's channel, when the template
+// reads one and the reading is of a vocabulary vital (whose MDC type the
+// metric carries).
+func metricID(it item) (string, bool) {
 	if it.m.Channel == "" {
-		return nil
+		return "", false
 	}
 	v, ok := vocab.ByKey(it.m.Type)
 	if !ok {
-		return nil // not a vocabulary vital: there is no MDC type to give the metric
+		return "", false
 	}
-	id := MetricID(it.device, it.m.Channel, v.Key)
-	_, err := tx.Read(ctx, tenant, "DeviceMetric", id)
-	if err == nil || fhir.IsKind(err, fhir.KindGone) {
-		return nil
-	}
-	if !fhir.IsKind(err, fhir.KindNotFound) {
-		return err
-	}
-	body, err := fhirobs.DeviceMetric(id, it.device, it.m.Channel, v)
-	if err != nil {
-		return err
-	}
-	return in.put(ctx, tx, "DeviceMetric", id, body)
+	return MetricID(it.device, it.m.Channel, v.Key), true
 }
 
 // ensureDevice writes the Device with id when it never existed.
@@ -379,5 +433,5 @@ func (in *Ingestor) ensureDevice(ctx context.Context, tenant string, tx fhir.Tx,
 	if err != nil {
 		return err
 	}
-	return in.put(ctx, tx, "Device", id, body)
+	return in.put(ctx, tx, "Device", id, body, true)
 }

@@ -3,7 +3,10 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -86,5 +89,55 @@ func testWriteHooks(t *testing.T, s fhir.Store) {
 		wantKind(t, err, fhir.KindNotFound, "Observation/"+id+" after the hook failed")
 		_, err = s.Read(ctx, tenant, "Basic", id)
 		wantKind(t, err, fhir.KindNotFound, "Basic/"+id+" after the hook failed")
+	}
+}
+
+// testReadManyAndLocks: ReadMany finds live resources and tombstones and
+// skips missing ids, outside and inside a transaction; Lock takes several
+// keys at once.
+func testReadManyAndLocks(t *testing.T, s fhir.Store) {
+	ctx := context.Background()
+	ensure(t, s, tenant)
+	put(t, s, tenant, &fhir.Write{Type: "Device", ID: "a", Body: body("Device")})
+	put(t, s, tenant, &fhir.Write{Type: "Device", ID: "b", Body: body("Device")})
+	put(t, s, tenant, &fhir.Write{Type: "Patient", ID: "a", Body: body("Patient")})
+	del(t, s, tenant, "Device", "b")
+	summary := func(rs []*fhir.Resource) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, fmt.Sprintf("%s/%s v%d deleted=%v body=%v", r.Type, r.ID, r.VersionID, r.Deleted, r.Body != nil))
+		}
+		return sorted(out)
+	}
+	want := []string{"Device/a v1 deleted=false body=true", "Device/b v2 deleted=true body=false"}
+	m, ok := s.(fhir.ManyReader)
+	if !ok {
+		t.Fatalf("%T does not implement fhir.ManyReader", s)
+	}
+	got, err := m.ReadMany(ctx, tenant, "Device", []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, summary(got)); diff != "" {
+		t.Errorf("ReadMany (-want +got):\n%s", diff)
+	}
+	err = s.Tx(ctx, tenant, func(tx fhir.Tx) error {
+		if err := tx.Lock(ctx, "k2", "k1", "k2", "k3"); err != nil {
+			return err
+		}
+		got, err := fhir.ReadMany(ctx, tx, tenant, "Device", []string{"c", "b", "a"})
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(want, summary(got)); diff != "" {
+			t.Errorf("ReadMany in a transaction (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.ReadMany(ctx, tenant, "Device", nil); err != nil || len(got) != 0 {
+		t.Errorf("ReadMany of no ids = %v, %v", got, err)
 	}
 }

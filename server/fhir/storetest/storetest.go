@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fhir.Store) {
 		{"LockConditionalCreate", testLockConditionalCreate},
 		{"TenantIsolation", testTenantIsolation},
 		{"WriteHooks", testWriteHooks},
+		{"ReadManyAndLocks", testReadManyAndLocks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
