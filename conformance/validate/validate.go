@@ -108,15 +108,22 @@ func (v *Validator) Validate(body []byte) (typ, id string, canonical []byte, err
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return "", "", nil, fhir.Errorf(fhir.KindInvalid, "body is not a JSON object").WithCode(fhir.IssueStructure)
 	}
-	// One pass with encoding/json both checks the syntax (google/fhir's
-	// jsoniter is laxer) and finds the type, so that an unknown type is
-	// told apart from invalid content without reading google/fhir's paths,
-	// which start with the client's resourceType string.
+	// fhir.Members both checks the syntax (encoding/json's json.Valid;
+	// google/fhir's jsoniter is laxer) and finds the type, so that an
+	// unknown type is told apart from invalid content without reading
+	// google/fhir's paths, which start with the client's resourceType
+	// string.
 	var head struct {
-		ResourceType json.RawMessage `json:"resourceType"`
+		ResourceType json.RawMessage
 	}
-	if err := json.Unmarshal(body, &head); err != nil {
+	members, err := fhir.Members(body)
+	if err != nil {
 		return "", "", nil, fhir.Errorf(fhir.KindInvalid, "body is not valid JSON").WithCode(fhir.IssueStructure)
+	}
+	for _, m := range members {
+		if m.Key == "resourceType" {
+			head.ResourceType = m.Value // the last one, as encoding/json takes
+		}
 	}
 	if head.ResourceType == nil {
 		return "", "", nil, fhir.Errorf(fhir.KindInvalid, "body has no resourceType").WithCode(fhir.IssueStructure).At("resourceType")

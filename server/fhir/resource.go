@@ -3,10 +3,13 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Resource is one version of a stored resource: its identity and the exact
@@ -92,33 +95,86 @@ type Member struct {
 }
 
 // Members decodes a JSON object into its members in document order, leaving
-// every value as it was written (so decimals keep their precision).
+// every value as it was written (so decimals keep their precision). The
+// values are sub-slices of b. It sits on every write path (StampMeta), so
+// after checking b is valid JSON (json.Valid, which allocates nothing) it
+// finds the members with a plain byte scan instead of a token decoder.
 func Members(b []byte) ([]Member, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+	if !json.Valid(b) {
+		return nil, errors.New("not valid JSON")
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("not a JSON object")
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return nil, errors.New("not a JSON object")
 	}
-	var ms []Member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
+	ms := make([]Member, 0, 16)
+	i = skipSpace(b, i+1)
+	for b[i] != '}' {
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
+		end := stringEnd(b, i)
+		key := string(b[i+1 : end-1])
+		if bytes.IndexByte(b[i:end], '\\') >= 0 || !utf8.ValidString(key) {
+			// Escapes, or bytes encoding/json turns into U+FFFD.
+			if err := json.Unmarshal(b[i:end], &key); err != nil {
+				return nil, err
+			}
 		}
-		ms = append(ms, Member{key, raw})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
+		i = skipSpace(b, end)
+		i = skipSpace(b, i+1) // the colon
+		end = valueEnd(b, i)
+		ms = append(ms, Member{key, b[i:end:end]})
+		i = skipSpace(b, end)
 	}
 	return ms, nil
+}
+
+// The scanners below run on valid JSON only (Members checks first).
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just after the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// valueEnd returns the index just after the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[i])) {
+		i++
+	}
+	return i
 }
 
 // setMember puts key at position pos with value raw, removing any earlier
@@ -141,17 +197,38 @@ func setMember(ms []Member, key string, raw json.RawMessage, pos int) []Member {
 
 // EncodeMembers writes members as a JSON object, in order.
 func EncodeMembers(ms []Member) json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	n := 2
+	for _, m := range ms {
+		n += len(m.Key) + len(m.Value) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
 	for i, m := range ms {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(m.Key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(m.Value)
+		if plainKey(m.Key) {
+			b = append(b, '"')
+			b = append(b, m.Key...)
+			b = append(b, '"')
+		} else {
+			k, _ := json.Marshal(m.Key)
+			b = append(b, k...)
+		}
+		b = append(b, ':')
+		b = append(b, m.Value...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
+}
+
+// plainKey reports whether json.Marshal writes key as itself in quotes (as
+// it does every FHIR element name).
+func plainKey(key string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
