@@ -31,6 +31,11 @@ type NATSConfig struct {
 	Subject      string // default "pulsewire.*.devices.*.readings"
 	Durable      string // default "pulsewire-ingest"
 	CreateStream bool   // create or update the stream at start
+	// AckWait is how long JetStream waits for an ack before redelivering
+	// (0: the adapter's default); MaxAckPending caps unacknowledged
+	// readings in flight to this consumer group (0: default).
+	AckWait       time.Duration
+	MaxAckPending int
 }
 
 // runner is a background task Serve runs and stops before the store closes.
@@ -107,7 +112,7 @@ func (a *App) setupTransports(ctx context.Context) error {
 	if cfg.NATS.URL != "" {
 		sub, err := nats.New(nats.Config{
 			URL: cfg.NATS.URL, Stream: cfg.NATS.Stream, Subject: cfg.NATS.Subject, Durable: cfg.NATS.Durable,
-			Logger: a.log,
+			AckWait: cfg.NATS.AckWait, MaxAckPending: cfg.NATS.MaxAckPending, Logger: a.log,
 		}, func(ctx context.Context, r nats.Reading) error {
 			return a.handleReading(ctx, "nats", r.Tenant, r.DeviceID, r.Payload)
 		})

@@ -77,6 +77,18 @@ func ingestFlags(fs *flag.FlagSet, cfg *app.Config, getenv func(string) string) 
 	}
 	fs.BoolVar(&n.CreateStream, "nats-create-stream", create,
 		"create or update the stream (file storage, the subject above) at start (env PULSEWIRE_NATS_CREATE_STREAM)")
+	ackWait, err := durationEnv(getenv, "PULSEWIRE_NATS_ACK_WAIT", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&n.AckWait, "nats-ack-wait", ackWait,
+		"how long JetStream waits for the ack of a reading before redelivering it; longer than a batch can take to commit (env PULSEWIRE_NATS_ACK_WAIT)")
+	pending, err := strconv.Atoi(env(getenv, "PULSEWIRE_NATS_MAX_ACK_PENDING", "1000"))
+	if err != nil {
+		return fmt.Errorf("PULSEWIRE_NATS_MAX_ACK_PENDING: %w", err)
+	}
+	fs.IntVar(&n.MaxAckPending, "nats-max-ack-pending", pending,
+		"readings delivered and not yet acknowledged, across the replicas (env PULSEWIRE_NATS_MAX_ACK_PENDING)")
 
 	sweep, err := durationEnv(getenv, "PULSEWIRE_INGEST_SWEEP", 30*time.Second)
 	if err != nil {
