@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +154,19 @@ func (a *App) sweepLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		for _, tenant := range a.cfg.Tenants {
+		// The configured tenants, and those this process held readings
+		// for: the store does not list tenants (row-level security hides
+		// other tenants' rows, the tenant registry included). Readings
+		// held for an unconfigured tenant before a restart are released by
+		// its next association through the ingest API, or by
+		// `pulsewire ingest release`.
+		tenants := slices.Clone(a.cfg.Tenants)
+		for _, t := range a.ingest.HeldTenants() {
+			if !slices.Contains(tenants, t) {
+				tenants = append(tenants, t)
+			}
+		}
+		for _, tenant := range tenants {
 			n, err := a.ingest.Sweep(ctx, tenant)
 			switch {
 			case err != nil && ctx.Err() == nil:

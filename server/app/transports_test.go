@@ -174,37 +174,43 @@ func sorted(s []string) []string {
 
 // TestSweepReleasesAfterRESTAssociation: a reading held for lack of a
 // patient is released by the periodic sweep once a DeviceUseStatement is
-// written through the plain FHIR REST API (which takes no ingest lock).
+// written through the plain FHIR REST API (which takes no ingest lock) —
+// for a tenant configured at start and for one registered later.
 func TestSweepReleasesAfterRESTAssociation(t *testing.T) {
 	for _, be := range servertest.Backends {
 		t.Run(be.Name, func(t *testing.T) {
 			srv := servertest.Start(t, be.Option(t), servertest.WithSweep(100*time.Millisecond))
 			ctx := context.Background()
-			in := srv.App.Ingestor()
-			t0 := ingesttest.T0
-			r, err := in.Ingest(ctx, "acme", ingest.Source{Kind: "http"}, ingesttest.HR("mon-s", t0.Add(time.Minute), 66))
-			if err != nil {
-				t.Fatalf("Ingest: %v", err)
-			}
-			if r.Status != ingest.StatusHeld {
-				t.Fatalf("status %q, want held", r.Status)
-			}
-			dev := fhirobs.DeviceResourceID(fhirobs.SystemSerial, "mon-s")
-			dus := `{"resourceType":"DeviceUseStatement","status":"active","subject":{"reference":"Patient/p9"},` +
-				`"device":{"reference":"Device/` + dev + `"},"timingPeriod":{"start":"` + t0.Format(time.RFC3339) + `"}}`
-			resp, err := http.Post(srv.FHIRBase("acme")+"/DeviceUseStatement", "application/fhir+json", strings.NewReader(dus))
-			if err != nil {
+			if err := app.AddTenant(ctx, srv.App.Store(), "initech"); err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				t.Fatalf("POST DeviceUseStatement: %d", resp.StatusCode)
+			in := srv.App.Ingestor()
+			t0 := ingesttest.T0
+			for _, tenant := range []string{"acme", "initech"} {
+				r, err := in.Ingest(ctx, tenant, ingest.Source{Kind: "http"}, ingesttest.HR("mon-s", t0.Add(time.Minute), 66))
+				if err != nil {
+					t.Fatalf("Ingest: %v", err)
+				}
+				if r.Status != ingest.StatusHeld {
+					t.Fatalf("%s: status %q, want held", tenant, r.Status)
+				}
+				dev := fhirobs.DeviceResourceID(fhirobs.SystemSerial, "mon-s")
+				dus := `{"resourceType":"DeviceUseStatement","status":"active","subject":{"reference":"Patient/p9"},` +
+					`"device":{"reference":"Device/` + dev + `"},"timingPeriod":{"start":"` + t0.Format(time.RFC3339) + `"}}`
+				resp, err := http.Post(srv.FHIRBase(tenant)+"/DeviceUseStatement", "application/fhir+json", strings.NewReader(dus))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					t.Fatalf("%s: POST DeviceUseStatement: %d", tenant, resp.StatusCode)
+				}
+				start := time.Now()
+				waitUntil(t, tenant+": the held reading released", 5*time.Second, func() bool {
+					return total(t, srv.FHIRBase(tenant)+"/Observation?subject=Patient/p9&_summary=count") == 1
+				})
+				t.Logf("%s: released %v after the association was written", tenant, time.Since(start).Round(time.Millisecond))
 			}
-			start := time.Now()
-			waitUntil(t, "the held reading released", 5*time.Second, func() bool {
-				return total(t, srv.FHIRBase("acme")+"/Observation?subject=Patient/p9&_summary=count") == 1
-			})
-			t.Logf("released %v after the association was written", time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

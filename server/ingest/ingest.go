@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pulsewire/pulsewire/mappings/device"
@@ -73,6 +74,23 @@ type Ingestor struct {
 	reg   *search.Registry
 	tpl   *device.Set
 	now   func() time.Time
+
+	// held lists the tenants for which this Ingestor has held a reading
+	// (or replayed one), so that the sweep covers them even when they are
+	// not configured at start.
+	held sync.Map
+}
+
+// HeldTenants returns the tenants for which readings were held since the
+// Ingestor was made, sorted.
+func (in *Ingestor) HeldTenants() []string {
+	var out []string
+	in.held.Range(func(k, _ any) bool {
+		out = append(out, k.(string))
+		return true
+	})
+	sort.Strings(out)
+	return out
 }
 
 // New returns an Ingestor.
@@ -324,6 +342,7 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 				if err := tb.HoldReading(ctx, &tables.Held{ID: it.obs, Device: it.device, Time: it.m.Time, Measurement: it.mjson, Source: src.Kind, Received: now}); err != nil {
 					return nil, err
 				}
+				in.held.Store(tenant, true)
 				held = true
 				continue
 			}
