@@ -67,6 +67,10 @@ type Config struct {
 
 	// ADT is inbound ADT over MLLP (off unless listeners are configured).
 	ADT ADTConfig
+
+	// Delivery is outbound ORU^R01 delivery (off unless destinations are
+	// configured).
+	Delivery DeliveryConfig
 }
 
 // App is a wired, running-capable server.
@@ -179,6 +183,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.closeRunners()
 		store.Close()
 		return nil, fmt.Errorf("setting up ADT listeners: %w", err)
+	}
+	if err := a.setupDelivery(ctx, metrics.registry); err != nil {
+		a.closeRunners()
+		store.Close()
+		return nil, fmt.Errorf("setting up delivery: %w", err)
 	}
 
 	e.GET("/healthz", func(c *echo.Context) error {

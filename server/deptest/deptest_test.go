@@ -41,6 +41,8 @@ var rules = []rule{
 	{pkg: "server/kv/kvtest", stdlib: true, allow: []string{"server/kv"}, allowExt: []string{"github.com/google/go-cmp/"}, why: "shared contract suite"},
 	{pkg: "server/authz", exact: true, stdlib: true, allow: []string{"server/fhir", "server/search", "server/kv"},
 		forbid: []string{"server/kv/", "adapters/", "server/rest", "server/app"}, why: "the decision is logic over contracts; no database, Redis or HTTP"},
+	{pkg: "server/delivery/outbox", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
+	{pkg: "server/delivery", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "delivery sees the outbox contract and a Sender, not a database or a socket"},
 	{pkg: "conformance", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "conformance describes the server, it does not run it"},
 }
 

@@ -57,6 +57,7 @@ commands:
   ingest release      release held readings whose device now has a patient (--tenant T)
   hl7 send|listen|validate   test an HL7 feed by hand: send over MLLP, receive, check files
   clients|users|keys ...     manage SMART clients, login users and signing keys (--tenant T)
+  outbox list|show|replay|pause|resume|stats   outbound HL7 results: dead letters, destinations (--tenant T)
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return ingestCommand(ctx, cmd, args, getenv, stdout, stderr)
 	case "clients", "users", "keys":
 		return smartCommand(ctx, cmd, args, getenv, stdout, stderr)
+	case "outbox":
+		return outboxCommand(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pulsewire", app.Version)
 		return nil
@@ -156,6 +159,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	if err := adtFlags(fs, &cfg, getenv); err != nil {
+		return err
+	}
+	if err := deliveryFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
 	fs.StringVar(&cfg.TemplatesDir, "templates", getenv("PULSEWIRE_TEMPLATES"),
