@@ -10,7 +10,7 @@ export PULSEWIRE_EXAMPLES = $(EXAMPLES)
 
 ## run: start the server on the embedded default (SQLite in ./data, in-process cache)
 run:
-	$(GO) run ./server/cmd/pulsewire serve --data-dir $(DATA_DIR) --addr $(ADDR)
+	$(GO) run ./server/cmd/pulsewire serve --data-dir $(DATA_DIR) --addr $(ADDR) --auth off
 
 ## sample: load synthetic sample data into the server started by 'make run'
 sample:
@@ -51,6 +51,10 @@ services:
 ## bench: load benchmarks against a server on PostgreSQL (see README)
 bench: services
 	$(GO) run ./server/cmd/pwbench $(ARGS)
+	@if [ -z "$(ARGS)" ]; then \
+	  echo; echo "ORU^R01 build rate (mappings/oru) and MLLP delivery with ACKs to a loopback engine (PostgreSQL outbox):"; \
+	  $(GO) test -run '^$$' -bench BenchmarkBuildORU ./mappings/oru/ && \
+	  $(GO) test -run '^$$' -bench BenchmarkDeliveryMLLP -benchtime 10000x ./adapters/postgres/; fi
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s

@@ -68,6 +68,10 @@ type Config struct {
 	// ADT is inbound ADT over MLLP (off unless listeners are configured).
 	ADT ADTConfig
 
+	// Auth is SMART authorization and the policy decision (required
+	// unless Auth.Mode is AuthOff).
+	Auth AuthConfig
+
 	// Delivery is outbound ORU^R01 delivery (off unless destinations are
 	// configured).
 	Delivery DeliveryConfig
@@ -137,14 +141,28 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("loading FHIR validator: %w", err)
 	}
 	reg := search.NewRegistry()
+	auth, err := setupAuth(ctx, cfg, store, reg)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("setting up authorization: %w", err)
+	}
+	built := false
+	defer func() {
+		if !built {
+			auth.close() // once built, a runner closes it
+		}
+	}()
 
 	a := &App{cfg: cfg, store: store, log: cfg.Logger}
+	if auth != nil {
+		a.runners = append(a.runners, auth.runner())
+	}
 	e := echo.New()
 	e.Logger = cfg.Logger
 	metrics := newHTTPMetrics()
 	e.Use(a.observe(metrics))
 
-	api := rest.New(rest.Config{
+	restCfg := rest.Config{
 		Store:         store,
 		Registry:      reg,
 		Validator:     validator,
@@ -152,8 +170,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Logger:        cfg.Logger,
 		PublicBaseURL: cfg.PublicBaseURL,
-	})
+	}
+	auth.restConfig(&restCfg)
+	api := rest.New(restCfg)
 	api.Register(e)
+	auth.register(e)
 
 	// Device ingestion (server/ingest), on the built-in templates. Its
 	// routes share the FHIR API's error handler (OperationOutcome).
@@ -169,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return nil, err
 		}
 		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: set})
-		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes})
+		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes, Operator: auth.operator()})
 		if err := a.setupTransports(ctx); err != nil {
 			a.closeRunners()
 			store.Close()
@@ -215,6 +236,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 	a.echo = e
 	a.handler = e
+	built = true
 	return a, nil
 }
 

@@ -20,6 +20,10 @@ import (
 type HTTPConfig struct {
 	MaxReadings  int   // readings per batch; 0 means 1000
 	MaxBodyBytes int64 // request body; 0 means 8 MiB
+	// Operator guards the operator routes (associations, release, dead
+	// letters): server/app passes a check for the admin token or a system/*
+	// access token. nil leaves them open (authorization off).
+	Operator echo.MiddlewareFunc
 }
 
 // Register adds the ingest routes to e. Errors are returned to echo, whose
@@ -33,8 +37,8 @@ type HTTPConfig struct {
 //	GET  /t/{tenant}/ingest/dead-letters/{id}              inspect (payload as JSON, or payloadBase64)
 //	POST /t/{tenant}/ingest/dead-letters/{id}/$replay      replay through the current templates
 //
-// The operator routes have the same (absent) authentication as the FHIR
-// API; only the readings route takes device keys.
+// The readings route takes device keys; the operator routes go through
+// cfg.Operator.
 func (in *Ingestor) Register(e *echo.Echo, cfg HTTPConfig) {
 	if cfg.MaxReadings <= 0 {
 		cfg.MaxReadings = 1000
@@ -43,12 +47,16 @@ func (in *Ingestor) Register(e *echo.Echo, cfg HTTPConfig) {
 		cfg.MaxBodyBytes = 8 << 20
 	}
 	g := e.Group("/t/:tenant/ingest")
+	var op []echo.MiddlewareFunc
+	if cfg.Operator != nil {
+		op = append(op, cfg.Operator)
+	}
 	g.POST("/readings", func(c *echo.Context) error { return in.postReadings(c, cfg) })
-	g.POST("/associations", func(c *echo.Context) error { return in.postAssociation(c, cfg) })
-	g.POST("/devices/:id/$release", in.postRelease)
-	g.GET("/dead-letters", in.listDeadLetters)
-	g.GET("/dead-letters/:id", in.getDeadLetter)
-	g.POST("/dead-letters/:id/$replay", in.replayDeadLetter)
+	g.POST("/associations", func(c *echo.Context) error { return in.postAssociation(c, cfg) }, op...)
+	g.POST("/devices/:id/$release", in.postRelease, op...)
+	g.GET("/dead-letters", in.listDeadLetters, op...)
+	g.GET("/dead-letters/:id", in.getDeadLetter, op...)
+	g.POST("/dead-letters/:id/$replay", in.replayDeadLetter, op...)
 }
 
 // readingResult is one entry of the readings response.

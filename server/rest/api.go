@@ -39,6 +39,13 @@ type Config struct {
 	// PublicBaseURL is scheme://host[:port][/prefix] as clients reach the
 	// server; "" derives it from each request (scheme and Host).
 	PublicBaseURL string
+
+	// Auth authenticates every route except /metadata and puts the
+	// caller's grant in the request context (smart.Server.Middleware);
+	// Authorizer decides what the grant permits (see access.go). Set both,
+	// or neither: without them the API serves everyone (development only).
+	Auth       echo.MiddlewareFunc
+	Authorizer Authorizer
 }
 
 // API is the FHIR REST API. Create it with New and mount it with Register.
@@ -50,6 +57,8 @@ type API struct {
 	maxBody   int64
 	log       *slog.Logger
 	publicURL string
+	auth      echo.MiddlewareFunc
+	az        Authorizer
 
 	tenantTTL time.Duration
 	tenantsMu sync.Mutex
@@ -68,6 +77,8 @@ func New(cfg Config) *API {
 		maxBody:   cfg.MaxBodyBytes,
 		log:       cfg.Logger,
 		publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"),
+		auth:      cfg.Auth,
+		az:        cfg.Authorizer,
 		tenantTTL: 30 * time.Second,
 		tenants:   map[string]time.Time{},
 	}
@@ -90,9 +101,15 @@ func (a *API) Register(e *echo.Echo) {
 	// 405 (method not allowed) into 404.
 	g := e.Group("/t/:tenant/fhir")
 	mw := []echo.MiddlewareFunc{requestID, recoverPanic, a.tenantCheck}
+	// /metadata is public (the CapabilityStatement, like the SMART
+	// discovery documents server/smart serves); every other route
+	// authenticates after the tenant check.
+	g.Add(http.MethodGet, "/metadata", a.metadata, mw...)
+	if a.auth != nil {
+		mw = append(mw, a.auth)
+	}
 	route := func(method, path string, h echo.HandlerFunc) { g.Add(method, path, h, mw...) }
 
-	route(http.MethodGet, "/metadata", a.metadata)
 	route(http.MethodPost, "", a.bundle)
 	route(http.MethodPost, "/", a.bundle)
 	route(http.MethodGet, "/_history", a.systemHistory)

@@ -99,14 +99,18 @@ func (a *API) bundle(c *echo.Context) error {
 		}
 	}
 	pref := parsePrefer(c.Request().Header)
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
 	var results []*entryResult
 	if in.Type == "transaction" {
-		results, err = a.transaction(c.Request().Context(), c.Param("tenant"), base, ops)
+		results, err = a.transaction(c.Request().Context(), c.Param("tenant"), base, ops, acc)
 		if err != nil {
 			return err
 		}
 	} else {
-		results = a.batch(c, base, ops, opErrs)
+		results = a.batch(c, base, ops, opErrs, acc)
 	}
 	out := newBundle(in.Type + "-response")
 	out.Entry = make([]*bundleEntry, len(results))
@@ -221,8 +225,9 @@ func (a *API) parseEntry(i int, e *inEntry, base string) (*op, error) {
 
 // transaction runs all ops in one store transaction, in the order the spec
 // gives (DELETE, POST, PUT, GET), with urn:uuid references rewritten to the
-// ids assigned to the entries they name. Any failure fails it all.
-func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) ([]*entryResult, error) {
+// ids assigned to the entries they name. Any failure fails it all: an entry
+// acc denies too (403, nothing written).
+func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op, acc *access) ([]*entryResult, error) {
 	var results []*entryResult
 	err := a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
 		results = make([]*entryResult, len(ops)) // fresh on a retry
@@ -234,7 +239,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) (
 			if o.method != http.MethodDelete {
 				continue
 			}
-			res, err := tx.Delete(ctx, o.typ, o.id, o.ifMatch)
+			res, err := a.deleteIn(ctx, tx, tenant, o.typ, o.id, o.ifMatch, acc)
 			if err != nil {
 				return &entryError{o.i, err}
 			}
@@ -260,7 +265,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) (
 		for _, o := range ops {
 			switch {
 			case o.method == http.MethodPost && o.cond != nil:
-				m, err := a.conditionalMatches(ctx, tx, tenant, o.typ, rewriteQuery(o.cond, ids))
+				m, err := a.conditionalMatches(ctx, tx, tenant, o.typ, rewriteQuery(o.cond, ids), acc)
 				if err != nil {
 					return &entryError{o.i, err}
 				}
@@ -275,7 +280,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) (
 					return &entryError{o.i, fhir.Errorf(fhir.KindPreconditionFailed, "ifNoneExist matches more than one resource").WithCode(fhir.IssueMultipleMatches)}
 				}
 			case o.method == http.MethodPut && o.query != nil:
-				m, err := a.conditionalMatches(ctx, tx, tenant, o.typ, rewriteQuery(o.query, ids))
+				m, err := a.conditionalMatches(ctx, tx, tenant, o.typ, rewriteQuery(o.query, ids), acc)
 				if err != nil {
 					return &entryError{o.i, err}
 				}
@@ -315,7 +320,9 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) (
 				if method == http.MethodPut {
 					ifMatch = o.ifMatch
 				}
-				out, err := a.updateIn(ctx, tx, p, target[o.i], ifMatch)
+				// A POST writes a new id: authorized as a create. A PUT
+				// is authorized against what it replaces, if anything.
+				out, err := a.updateIn(ctx, tx, tenant, p, target[o.i], ifMatch, method == http.MethodPost, acc)
 				if err != nil {
 					return &entryError{o.i, err}
 				}
@@ -330,7 +337,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op) (
 			if o.method != http.MethodGet {
 				continue
 			}
-			r, err := a.getEntry(ctx, tx, tenant, base, o)
+			r, err := a.getEntry(ctx, tx, tenant, base, o, acc)
 			if err != nil {
 				return &entryError{o.i, err}
 			}
@@ -459,39 +466,31 @@ func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, b
 }
 
 // getEntry runs a GET entry with rd: read, vread or search.
-func (a *API) getEntry(ctx context.Context, rd fhir.Reader, tenant, base string, o *op) (*entryResult, error) {
-	switch {
-	case o.search:
-		b, err := a.searchBundle(ctx, rd, tenant, base, o.typ, o.query, false)
+func (a *API) getEntry(ctx context.Context, rd fhir.Reader, tenant, base string, o *op, acc *access) (*entryResult, error) {
+	if o.search {
+		b, err := a.searchBundle(ctx, rd, tenant, base, o.typ, o.query, false, acc)
 		if err != nil {
 			return nil, err
 		}
 		return &entryResult{status: http.StatusOK, body: b, read: true}, nil
-	case o.vid > 0:
-		res, err := rd.VRead(ctx, tenant, o.typ, o.id, o.vid)
-		if err != nil {
-			return nil, clientError(err, "reading version")
-		}
-		return &entryResult{status: http.StatusOK, res: res, read: true}, nil
-	default:
-		res, err := rd.Read(ctx, tenant, o.typ, o.id)
-		if err != nil {
-			return nil, clientError(err, "reading resource")
-		}
-		return &entryResult{status: http.StatusOK, res: res, read: true}, nil
 	}
+	res, err := acc.readChecked(ctx, rd, tenant, o.typ, o.id, o.vid)
+	if err != nil {
+		return nil, err
+	}
+	return &entryResult{status: http.StatusOK, res: res, read: true}, nil
 }
 
 // batch runs each op on its own; a failed entry gets its status and
 // OperationOutcome in the response and does not affect the others.
-func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error) []*entryResult {
+func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error, acc *access) []*entryResult {
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
 	results := make([]*entryResult, len(ops))
 	for i, o := range ops {
 		err := opErrs[i]
 		var r *entryResult
 		if err == nil {
-			r, err = a.batchEntry(ctx, tenant, base, o)
+			r, err = a.batchEntry(ctx, tenant, base, o, acc)
 		}
 		if err != nil {
 			fe, status := asFHIRError(err)
@@ -507,22 +506,22 @@ func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error) []*
 	return results
 }
 
-func (a *API) batchEntry(ctx context.Context, tenant, base string, o *op) (*entryResult, error) {
+func (a *API) batchEntry(ctx context.Context, tenant, base string, o *op, acc *access) (*entryResult, error) {
 	if o.method == http.MethodGet {
-		return a.getEntry(ctx, a.store, tenant, base, o)
+		return a.getEntry(ctx, a.store, tenant, base, o, acc)
 	}
 	var r *entryResult
 	err := a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
 		switch o.method {
 		case http.MethodDelete:
-			res, err := tx.Delete(ctx, o.typ, o.id, o.ifMatch)
+			res, err := a.deleteIn(ctx, tx, tenant, o.typ, o.id, o.ifMatch, acc)
 			if err != nil {
-				return clientError(err, "deleting resource")
+				return err
 			}
 			r = &entryResult{status: http.StatusNoContent, res: res}
 			return nil
 		case http.MethodPost:
-			out, err := a.createIn(ctx, tx, tenant, o.p, o.cond)
+			out, err := a.createIn(ctx, tx, tenant, o.p, o.cond, acc)
 			if err != nil {
 				return err
 			}
@@ -532,9 +531,9 @@ func (a *API) batchEntry(ctx context.Context, tenant, base string, o *op) (*entr
 			var out writeOutcome
 			var err error
 			if o.query != nil {
-				out, err = a.conditionalUpdateIn(ctx, tx, tenant, o.p, o.query, o.ifMatch)
+				out, err = a.conditionalUpdateIn(ctx, tx, tenant, o.p, o.query, o.ifMatch, acc)
 			} else {
-				out, err = a.updateIn(ctx, tx, o.p, o.id, o.ifMatch)
+				out, err = a.updateIn(ctx, tx, tenant, o.p, o.id, o.ifMatch, false, acc)
 			}
 			if err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
 )
@@ -133,13 +134,20 @@ func conditionValues(raw, what string) (url.Values, error) {
 // returns up to two current resources of typ matching it. Unknown
 // parameters in a condition are an error (a condition that silently
 // ignored a parameter could match the wrong resource).
-func (a *API) conditionalMatches(ctx context.Context, tx fhir.Tx, tenant, typ string, cond url.Values) ([]*fhir.Resource, error) {
+//
+// The condition is a search and authorized as one; it is not narrowed (a
+// match hidden from the caller would turn an update into a duplicate
+// create): a match the caller may not see fails the request instead.
+func (a *API) conditionalMatches(ctx context.Context, tx fhir.Tx, tenant, typ string, cond url.Values, acc *access) ([]*fhir.Resource, error) {
 	if err := tx.Lock(ctx, "cond:"+typ+"?"+canonicalQuery(cond)); err != nil {
 		return nil, clientError(err, "locking condition")
 	}
 	q, _, err := a.reg.Parse(typ, cond, search.ParseOptions{Strict: true})
 	if err != nil {
 		return nil, clientError(err, "parsing condition")
+	}
+	if _, err := acc.decide(ctx, authz.ActionSearch, typ, authz.QueryPatient(q)); err != nil {
+		return nil, err
 	}
 	q.Count, q.Offset = 2, 0
 	q.Include, q.RevInclude = nil, nil
@@ -148,6 +156,11 @@ func (a *API) conditionalMatches(ctx context.Context, tx fhir.Tx, tenant, typ st
 	res, err := tx.Search(ctx, tenant, q)
 	if err != nil {
 		return nil, clientError(err, "searching condition")
+	}
+	for _, m := range res.Resources {
+		if err := acc.check(ctx, authz.ActionSearch, m); err != nil {
+			return nil, err
+		}
 	}
 	return res.Resources, nil
 }
@@ -167,9 +180,9 @@ func (w writeOutcome) status() int {
 
 // createIn creates p with a new id, or with If-None-Exist returns the one
 // existing match (created false). Several matches: 412.
-func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepared, ifNoneExist url.Values) (writeOutcome, error) {
+func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepared, ifNoneExist url.Values, acc *access) (writeOutcome, error) {
 	if ifNoneExist != nil {
-		m, err := a.conditionalMatches(ctx, tx, tenant, p.typ, ifNoneExist)
+		m, err := a.conditionalMatches(ctx, tx, tenant, p.typ, ifNoneExist, acc)
 		if err != nil {
 			return writeOutcome{}, err
 		}
@@ -181,7 +194,11 @@ func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepar
 			return writeOutcome{}, fhir.Errorf(fhir.KindPreconditionFailed, "If-None-Exist matches more than one resource").WithCode(fhir.IssueMultipleMatches)
 		}
 	}
-	res, _, err := tx.Put(ctx, &fhir.Write{Type: p.typ, ID: newID(), Body: p.body, Index: p.index, Fresh: true})
+	id := newID()
+	if err := acc.authorizeWrite(ctx, tx, tenant, p, id, true); err != nil {
+		return writeOutcome{}, err
+	}
+	res, _, err := tx.Put(ctx, &fhir.Write{Type: p.typ, ID: id, Body: p.body, Index: p.index, Fresh: true})
 	if err != nil {
 		return writeOutcome{}, clientError(err, "creating resource")
 	}
@@ -189,8 +206,12 @@ func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepar
 }
 
 // updateIn writes p as the new version of p.typ/id (update-as-create when
-// it does not exist).
-func (a *API) updateIn(ctx context.Context, tx fhir.Tx, p *prepared, id string, ifMatch int64) (writeOutcome, error) {
+// it does not exist). fresh says id was just assigned (a create in a
+// transaction), so there is no current version to authorize against.
+func (a *API) updateIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepared, id string, ifMatch int64, fresh bool, acc *access) (writeOutcome, error) {
+	if err := acc.authorizeWrite(ctx, tx, tenant, p, id, fresh); err != nil {
+		return writeOutcome{}, err
+	}
 	res, created, err := tx.Put(ctx, &fhir.Write{Type: p.typ, ID: id, Body: p.body, Index: p.index, IfMatch: ifMatch})
 	if err != nil {
 		return writeOutcome{}, clientError(err, "updating resource")
@@ -200,8 +221,8 @@ func (a *API) updateIn(ctx context.Context, tx fhir.Tx, p *prepared, id string, 
 
 // conditionalUpdateIn implements PUT [type]?[search]: no match creates
 // (with the body's id if it has one), one match is updated, several 412.
-func (a *API) conditionalUpdateIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepared, cond url.Values, ifMatch int64) (writeOutcome, error) {
-	m, err := a.conditionalMatches(ctx, tx, tenant, p.typ, cond)
+func (a *API) conditionalUpdateIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepared, cond url.Values, ifMatch int64, acc *access) (writeOutcome, error) {
+	m, err := a.conditionalMatches(ctx, tx, tenant, p.typ, cond, acc)
 	if err != nil {
 		return writeOutcome{}, err
 	}
@@ -220,7 +241,7 @@ func (a *API) conditionalUpdateIn(ctx context.Context, tx fhir.Tx, tenant string
 	default:
 		return writeOutcome{}, fhir.Errorf(fhir.KindPreconditionFailed, "conditional update matches more than one resource").WithCode(fhir.IssueMultipleMatches)
 	}
-	return a.updateIn(ctx, tx, p, id, ifMatch)
+	return a.updateIn(ctx, tx, tenant, p, id, ifMatch, false, acc)
 }
 
 // checkURLID checks an id taken from the URL.
@@ -252,8 +273,12 @@ func (a *API) create(c *echo.Context) error {
 			return err
 		}
 	}
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
 	return a.write(c, func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error) {
-		return a.createIn(ctx, tx, tenant, p, cond)
+		return a.createIn(ctx, tx, tenant, p, cond, acc)
 	})
 }
 
@@ -290,8 +315,12 @@ func (a *API) update(c *echo.Context) error {
 	if p.id != id {
 		return fhir.Errorf(fhir.KindInvalid, "resource id does not match the id in the URL").At(typ + ".id")
 	}
-	return a.write(c, func(ctx context.Context, tx fhir.Tx, _ string) (writeOutcome, error) {
-		return a.updateIn(ctx, tx, p, id, ifMatch)
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
+	return a.write(c, func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error) {
+		return a.updateIn(ctx, tx, tenant, p, id, ifMatch, false, acc)
 	})
 }
 
@@ -326,8 +355,12 @@ func (a *API) conditionalUpdate(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
 	return a.write(c, func(ctx context.Context, tx fhir.Tx, tenant string) (writeOutcome, error) {
-		return a.conditionalUpdateIn(ctx, tx, tenant, p, cond, ifMatch)
+		return a.conditionalUpdateIn(ctx, tx, tenant, p, cond, ifMatch, acc)
 	})
 }
 
@@ -339,9 +372,13 @@ func (a *API) read(c *echo.Context) error {
 	if err := checkURLID(id); err != nil {
 		return err
 	}
-	res, err := a.store.Read(c.Request().Context(), c.Param("tenant"), typ, id)
+	acc, err := a.accessOf(c)
 	if err != nil {
-		return clientError(err, "reading resource")
+		return err
+	}
+	res, err := acc.readChecked(c.Request().Context(), a.store, c.Param("tenant"), typ, id, 0)
+	if err != nil {
+		return err
 	}
 	return a.sendResource(c, res)
 }
@@ -358,9 +395,13 @@ func (a *API) vread(c *echo.Context) error {
 	if err != nil || vid < 1 {
 		return fhir.Errorf(fhir.KindNotFound, "no such version")
 	}
-	res, err := a.store.VRead(c.Request().Context(), c.Param("tenant"), typ, id, vid)
+	acc, err := a.accessOf(c)
 	if err != nil {
-		return clientError(err, "reading version")
+		return err
+	}
+	res, err := acc.readChecked(c.Request().Context(), a.store, c.Param("tenant"), typ, id, vid)
+	if err != nil {
+		return err
 	}
 	return a.sendResource(c, res)
 }
@@ -398,12 +439,16 @@ func (a *API) delete(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
 	var res *fhir.Resource
 	err = a.store.Tx(ctx, tenant, func(tx fhir.Tx) error {
 		var err error
-		res, err = tx.Delete(ctx, typ, id, ifMatch)
-		return clientError(err, "deleting resource")
+		res, err = a.deleteIn(ctx, tx, tenant, typ, id, ifMatch, acc)
+		return err
 	})
 	if err != nil {
 		return err
@@ -415,6 +460,18 @@ func (a *API) delete(c *echo.Context) error {
 		return c.Blob(http.StatusOK, contentType, informational("deleted"))
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// deleteIn deletes typ/id in tx (nil, nil when there is nothing to delete).
+func (a *API) deleteIn(ctx context.Context, tx fhir.Tx, tenant, typ, id string, ifMatch int64, acc *access) (*fhir.Resource, error) {
+	if err := acc.authorizeDelete(ctx, tx, tenant, typ, id); err != nil {
+		return nil, err
+	}
+	res, err := tx.Delete(ctx, typ, id, ifMatch)
+	if err != nil {
+		return nil, clientError(err, "deleting resource")
+	}
+	return res, nil
 }
 
 func splitList(vals []string) []string {

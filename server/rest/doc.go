@@ -17,9 +17,18 @@
 // transaction the handler takes Tx.Lock on the normalized condition, searches
 // and then writes, so two racing requests with the same condition serialize.
 //
-// rest imports server/fhir, server/search, echo and the standard library; it
-// never imports adapters/ (the store and validator are injected through
-// Config). server/cmd wires it.
+// Authorization: with Config.Auth and Config.Authorizer set (server/app
+// sets them unless authorization is off), every route but /metadata takes
+// a SMART access token, and every path that returns or changes data asks
+// server/authz's decision and applies it (access.go says how, path by
+// path). A denial is 403 forbidden with the reason code in the issue's
+// details; a missing or invalid token is 401 with WWW-Authenticate.
+//
+// rest imports server/fhir, server/search, server/authz (the decision's
+// request and result types), server/smart (the grant of the token check),
+// echo and the standard library; it never imports adapters/ (the store,
+// validator, token check and decision are injected through Config).
+// server/app wires it.
 //
 // Presentation parameters (applied here, not in the store):
 //   - _elements keeps resourceType, id, meta, the listed top-level elements

@@ -131,11 +131,16 @@ func outcomeFor(fe *fhir.Error, correlationID string) *operationOutcome {
 	if msg == "" {
 		msg = string(fe.Issue())
 	}
+	var details *ooConcept
+	if r := denialReason(fe); r != "" {
+		details = &ooConcept{Coding: []ooCoding{{System: reasonSystem, Code: string(r)}}}
+	}
 	return &operationOutcome{
 		ResourceType: "OperationOutcome",
 		Issue: []ooIssue{{
 			Severity:    "error",
 			Code:        string(fe.Issue()),
+			Details:     details,
 			Diagnostics: msg,
 			Expression:  fe.Expression,
 		}},
@@ -148,10 +153,20 @@ type operationOutcome struct {
 }
 
 type ooIssue struct {
-	Severity    string   `json:"severity"`
-	Code        string   `json:"code"`
-	Diagnostics string   `json:"diagnostics,omitempty"`
-	Expression  []string `json:"expression,omitempty"`
+	Severity    string     `json:"severity"`
+	Code        string     `json:"code"`
+	Details     *ooConcept `json:"details,omitempty"`
+	Diagnostics string     `json:"diagnostics,omitempty"`
+	Expression  []string   `json:"expression,omitempty"`
+}
+
+type ooConcept struct {
+	Coding []ooCoding `json:"coding"`
+}
+
+type ooCoding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
 }
 
 func outcomeJSON(oo *operationOutcome) []byte {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
 )
@@ -190,7 +191,11 @@ func (a *API) searchType(c *echo.Context) error {
 		return err
 	}
 	strict := parsePrefer(c.Request().Header).Strict
-	b, err := a.searchBundle(c.Request().Context(), a.store, c.Param("tenant"), a.baseURL(c), typ, params, strict)
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
+	b, err := a.searchBundle(c.Request().Context(), a.store, c.Param("tenant"), a.baseURL(c), typ, params, strict, acc)
 	if err != nil {
 		return err
 	}
@@ -224,18 +229,37 @@ func (a *API) requestParams(c *echo.Context) (url.Values, error) {
 }
 
 // searchBundle runs a search with rd (the store, or a transaction) and
-// returns the searchset Bundle.
-func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, typ string, params url.Values, strict bool) ([]byte, error) {
+// returns the searchset Bundle. Under acc, the search is decided for the
+// patient the query names, narrowed, and its matches and included
+// resources filtered; the total is left out unless the narrowing is exact.
+func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, typ string, params url.Values, strict bool, acc *access) ([]byte, error) {
 	q, ignored, err := a.reg.Parse(typ, params, search.ParseOptions{Strict: strict})
 	if err != nil {
 		return nil, clientError(err, "parsing search")
 	}
+	d, err := acc.decide(ctx, authz.ActionSearch, typ, authz.QueryPatient(q))
+	if err != nil {
+		return nil, err
+	}
+	exact := narrow(d, q)
 	res, err := rd.Search(ctx, tenant, q)
 	if err != nil {
 		return nil, clientError(err, "searching")
 	}
+	if !unrestricted(d) {
+		matched := len(res.Resources)
+		if res.Resources, err = acc.filter(ctx, authz.ActionSearch, res.Resources); err != nil {
+			return nil, err
+		}
+		exact = exact && len(res.Resources) == matched
+	}
+	// Included resources are reads of whatever they are, whatever the
+	// decision on the searched type.
+	if res.Included, err = acc.filter(ctx, authz.ActionRead, res.Included); err != nil {
+		return nil, err
+	}
 	b := newBundle("searchset")
-	if res.Total >= 0 {
+	if res.Total >= 0 && exact {
 		t := res.Total
 		b.Total = &t
 	}
@@ -398,6 +422,18 @@ func (a *API) history(c *echo.Context, typ, id string) error {
 		}
 	}
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
+	act := authz.ActionHistory
+	if id != "" {
+		act = authz.ActionHistoryInstance
+	}
+	d, err := acc.decide(ctx, act, typ, "")
+	if err != nil {
+		return err
+	}
 	res, err := a.store.History(ctx, tenant, hq)
 	if err != nil {
 		return clientError(err, "reading history")
@@ -407,6 +443,14 @@ func (a *API) history(c *echo.Context, typ, id string) error {
 		if _, err := a.store.Read(ctx, tenant, typ, id); fhir.IsKind(err, fhir.KindNotFound) {
 			return err
 		}
+	}
+	if !unrestricted(d) {
+		// Versions the caller may not see (another patient's, a deleted
+		// version under a narrowed permit) are left out; so is the total.
+		if res.Versions, err = acc.filter(ctx, act, res.Versions); err != nil {
+			return err
+		}
+		res.Total = -1
 	}
 	base := a.baseURL(c)
 	self := base
@@ -506,9 +550,27 @@ func (a *API) lastN(c *echo.Context) error {
 		return clientError(err, "parsing $lastn")
 	}
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
+	acc, err := a.accessOf(c)
+	if err != nil {
+		return err
+	}
+	// $lastn searches: decided as an operation, narrowed and filtered like
+	// a search. When the narrowing is not exact, a code may show fewer
+	// than max Observations (the newest ones were filtered out after the
+	// store picked them).
+	d, err := acc.decide(ctx, authz.ActionOperation, "Observation", authz.QueryPatient(q))
+	if err != nil {
+		return err
+	}
+	narrow(d, q)
 	rs, err := a.store.LastN(ctx, tenant, q, n)
 	if err != nil {
 		return clientError(err, "running $lastn")
+	}
+	if !unrestricted(d) {
+		if rs, err = acc.filter(ctx, authz.ActionOperation, rs); err != nil {
+			return err
+		}
 	}
 	base := a.baseURL(c)
 	b := newBundle("searchset")

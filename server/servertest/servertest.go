@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ import (
 type Server struct {
 	URL string // http://127.0.0.1:port
 	App *app.App
+	// AdminToken is the admin API's token (WithAuth), else "".
+	AdminToken string
+
+	publicURL string
+	usersMu   sync.Mutex
+	users     map[string][2]string // tenant and fhirUser -> username, password
 }
 
 // Option changes the Config before the server starts.
@@ -115,13 +122,14 @@ func (s *Server) WaitIngestReady(t testing.TB, timeout time.Duration) {
 var Tenants = []string{"acme", "globex"}
 
 // Start starts a server on an empty store in t.TempDir and stops it when the
-// test ends.
+// test ends. Authorization is off unless WithAuth is given.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := app.Config{
 		DataDir: t.TempDir(),
 		Tenants: Tenants,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Auth:    app.AuthConfig{Mode: app.AuthOff},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -146,7 +154,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 			t.Errorf("server shutdown: %v", err)
 		}
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), App: a}
+	return &Server{URL: "http://" + ln.Addr().String(), App: a, AdminToken: cfg.Auth.AdminToken, publicURL: cfg.PublicBaseURL}
 }
 
 // FHIRBase is the FHIR base URL of a tenant.

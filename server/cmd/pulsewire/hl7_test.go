@@ -327,6 +327,7 @@ func TestServeADTFromEnvironment(t *testing.T) {
 		"PULSEWIRE_ADT_LISTEN":   "clinic-a=" + adtAddr,
 		"PULSEWIRE_ADT_CONFIG":   settings,
 		"PULSEWIRE_INGEST_SWEEP": "0",
+		"PULSEWIRE_AUTH":         "off", // the test reads back over REST without a token
 	}
 	out := newLines()
 	ctx, cancel := context.WithCancel(context.Background())

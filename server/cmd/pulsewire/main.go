@@ -30,6 +30,7 @@ import (
 	"github.com/pulsewire/pulsewire/mappings/device"
 	"github.com/pulsewire/pulsewire/mappings/mappingcli"
 	"github.com/pulsewire/pulsewire/server/app"
+	"github.com/pulsewire/pulsewire/server/authz"
 )
 
 func main() {
@@ -162,6 +163,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	if err := deliveryFlags(fs, &cfg, getenv); err != nil {
+		return err
+	}
+	if err := authFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
 	fs.StringVar(&cfg.TemplatesDir, "templates", getenv("PULSEWIRE_TEMPLATES"),
@@ -326,4 +330,28 @@ func mappingTest(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, report)
 	return err
+}
+
+// authFlags are the flags of SMART authorization and the policy decision.
+// The admin token and external issuers come from the environment only.
+func authFlags(fs *flag.FlagSet, cfg *app.Config, getenv func(string) string) error {
+	a := &cfg.Auth
+	fs.Func("auth", `smart: the FHIR API requires SMART access tokens (default); off: no authorization, development only (env PULSEWIRE_AUTH)`,
+		func(v string) error { a.Mode = app.AuthMode(v); return nil })
+	a.Mode = app.AuthMode(env(getenv, "PULSEWIRE_AUTH", string(app.AuthSMART)))
+	a.AdminToken = getenv("PULSEWIRE_ADMIN_TOKEN")
+	var err error
+	if a.ExternalIssuers, err = app.ParseExternalIssuers(getenv("PULSEWIRE_EXTERNAL_ISSUERS")); err != nil {
+		return fmt.Errorf("PULSEWIRE_EXTERNAL_ISSUERS: %w", err)
+	}
+	fs.StringVar(&a.RedisURL, "redis-url", getenv("PULSEWIRE_REDIS_URL"),
+		"Redis URL (redis://host:6379/0): decision cache and authorization state shared by replicas; empty: in process (env PULSEWIRE_REDIS_URL; prefer it when the URL holds a password)")
+	fs.StringVar(&a.RedisPrefix, "redis-prefix", env(getenv, "PULSEWIRE_REDIS_PREFIX", "pulsewire:"),
+		"prefix of every Redis key and channel (env PULSEWIRE_REDIS_PREFIX)")
+	fs.Func("consent-model", "opt-out (share unless a Consent denies; default) or opt-in (share only where a Consent permits) (env PULSEWIRE_CONSENT_MODEL)",
+		func(v string) error { a.ConsentModel = authz.ConsentModel(v); return nil })
+	a.ConsentModel = authz.ConsentModel(env(getenv, "PULSEWIRE_CONSENT_MODEL", string(authz.OptOut)))
+	fs.BoolVar(&a.SystemBypassesConsent, "system-bypasses-consent", env(getenv, "PULSEWIRE_SYSTEM_BYPASSES_CONSENT", "false") == "true",
+		"system/ scopes (backend services) see data regardless of patients' Consents (env PULSEWIRE_SYSTEM_BYPASSES_CONSENT)")
+	return nil
 }

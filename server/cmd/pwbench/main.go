@@ -247,7 +247,9 @@ func startServer(ctx context.Context, bin, dsn string, profile bool) (*server, e
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench",
+	// Authorization is off: these workloads measure the FHIR server and
+	// the store (an authenticated workload is a separate, later one).
+	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench", "--auth", "off",
 		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64 << 20)}
 	debug := ""
 	if profile {
