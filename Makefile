@@ -54,7 +54,9 @@ bench: services
 	@if [ -z "$(ARGS)" ]; then \
 	  echo; echo "ORU^R01 build rate (mappings/oru) and MLLP delivery with ACKs to a loopback engine (PostgreSQL outbox):"; \
 	  $(GO) test -run '^$$' -bench BenchmarkBuildORU ./mappings/oru/ && \
-	  $(GO) test -run '^$$' -bench BenchmarkDeliveryMLLP -benchtime 10000x ./adapters/postgres/; fi
+	  $(GO) test -run '^$$' -bench BenchmarkDeliveryMLLP -benchtime 10000x ./adapters/postgres/ && \
+	  echo && echo "Authorization decisions (server/authz): L1 hit, Redis L2 hit, miss (SQLite Consents + Redis):" && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkDecide(L1Hit|L2Hit|Miss)$$' -benchtime 5000x ./server/authz/; fi
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 FUZZTIME ?= 30s

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ const tenant = "acme"
 
 var reg = search.NewRegistry()
 
-func openStore(t *testing.T) *sqlite.Store {
+func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pulsewire.db"))
@@ -46,7 +47,7 @@ func openStore(t *testing.T) *sqlite.Store {
 }
 
 // put writes a resource with its index entries, as REST does.
-func put(t *testing.T, st fhir.Store, typ, id, body string) {
+func put(t testing.TB, st fhir.Store, typ, id, body string) {
 	t.Helper()
 	idx, err := reg.Extract(typ, []byte(body))
 	if err != nil {
@@ -69,7 +70,7 @@ func consentBody(id, status, provisionType string) string {
 		"patient":{"reference":"Patient/p1"},"provision":{"type":%q}}`, id, status, provisionType)
 }
 
-func newReplica(t *testing.T, st fhir.Reader, store kv.Store, mod func(*authz.Config)) *authz.Authorizer {
+func newReplica(t testing.TB, st fhir.Reader, store kv.Store, mod func(*authz.Config)) *authz.Authorizer {
 	t.Helper()
 	cfg := authz.Config{Consents: authz.StoreConsents{Store: st}, KV: store, Registry: reg}
 	if mod != nil {
@@ -544,6 +545,7 @@ func benchShared(b *testing.B, l2 bool) {
 	}
 	var cur *authz.Authorizer
 	var total authz.Stats
+	lat := make([]time.Duration, 0, b.N)
 	add := func() {
 		if cur != nil {
 			s := cur.Stats()
@@ -567,7 +569,9 @@ func benchShared(b *testing.B, l2 bool) {
 			}
 			b.StartTimer()
 		}
+		t0 := time.Now()
 		d, err := cur.Decide(ctx, reqs[i%patients])
+		lat = append(lat, time.Since(t0))
 		if err != nil || d.Effect != authz.PermitNarrowed {
 			b.Fatalf("Decide = %v, %v", d, err)
 		}
@@ -577,4 +581,10 @@ func benchShared(b *testing.B, l2 bool) {
 	if l2 && total.L2Hits != uint64(b.N) || !l2 && total.Misses != uint64(b.N) {
 		b.Fatalf("the benchmark measured the wrong path: %+v over %d", total, b.N)
 	}
+	// The issue's targets are percentiles (L2 hit p99 <= 1 ms, miss p99
+	// <= 5 ms): report them beside the mean.
+	slices.Sort(lat)
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(at(0.50), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
 }
