@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.patients, "patients", 1000, "patients in the data set")
 	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
-	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest or ingest")
+	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest, ingest or get-auth")
 	fs.StringVar(&c.profile, "profile", "", "write the server's CPU profile of each workload to DIR/<workload>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
-	srv, err := startServer(ctx, bin, dsn, c.profile != "")
+	srv, err := startServer(ctx, bin, dsn, c.profile != "", false)
 	if err != nil {
 		return err
 	}
@@ -153,6 +153,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return req, http.StatusOK
 		}, ingestBatch},
 	}
+	results := map[string]result{}
 	for _, w := range workloads {
 		if c.only != "" && c.only != w.name {
 			continue
@@ -176,6 +177,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "%-18s %8s %8.0f readings/s, %s CPU/reading (p50/p99 are per batch of %d)\n", "", "",
 				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
 		}
+		results[w.name] = r
+	}
+	if c.only == "" || c.only == "get-auth" {
+		srv.stop()
+		return getAuth(ctx, out, bin, dsn, c, results["get"])
 	}
 	return nil
 }
@@ -227,9 +233,10 @@ func ensureDatabase(ctx context.Context, adminDSN, name string) (string, error) 
 }
 
 type server struct {
-	cmd   *exec.Cmd
-	url   string
-	debug string // the profiler's base URL, when on
+	cmd     *exec.Cmd
+	url     string
+	debug   string // the profiler's base URL, when on
+	stopped bool
 }
 
 // freeAddr returns a loopback address with a free port.
@@ -242,14 +249,18 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startServer(ctx context.Context, bin, dsn string, profile bool) (*server, error) {
+func startServer(ctx context.Context, bin, dsn string, profile, auth bool) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	// Authorization is off: these workloads measure the FHIR server and
-	// the store (an authenticated workload is a separate, later one).
-	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench", "--auth", "off",
+	// Authorization is off for the plain workloads, which measure the FHIR
+	// server and the store; get-auth runs a server with it on.
+	mode := "off"
+	if auth {
+		mode = "smart"
+	}
+	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench", "--auth", mode,
 		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64 << 20)}
 	debug := ""
 	if profile {
@@ -324,7 +335,12 @@ func (s *server) profile(ctx context.Context, path string, d time.Duration) erro
 	return f.Close()
 }
 
+// stop ends the server (once; later calls do nothing).
 func (s *server) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
 }
