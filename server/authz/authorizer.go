@@ -298,6 +298,12 @@ func (a *Authorizer) compute(ctx context.Context, req *Request, now time.Time) (
 			consentApplies = consentApplies || !g.Bypass
 		}
 	}
+	if consentApplies && pol.ConsentModel != OptIn && !a.tenantHasConsents(ctx, req.Tenant) {
+		// Opt-out, and no active Consent in the tenant: nothing can deny,
+		// whoever the patient (the decision is exact and needs no look at
+		// each resource's patient).
+		consentApplies = false
+	}
 	switch {
 	case !consentApplies:
 	case req.Type == "":
@@ -458,6 +464,14 @@ func (a *Authorizer) check(ctx context.Context, req Request, res *fhir.Resource)
 		}
 		return false, ReasonUnreadableResource, nil
 	}
+	// An unrestricted permit for the type (no patient confinement, no
+	// granular restriction, no Consent that could deny) lets every resource
+	// of it through: no need to read this one.
+	if d, err := a.Decide(ctx, req); err != nil {
+		return false, "", err
+	} else if d.Effect == Permit {
+		return true, ReasonPermit, nil
+	}
 	it, err := extractFacts(a.reg, res)
 	if err != nil {
 		return false, ReasonUnreadableResource, nil
@@ -565,6 +579,10 @@ type tenantState struct {
 	// gen counts resets: a stamp read from L2 is installed only if no
 	// invalidation arrived while it was being read.
 	gen uint64
+	// consents is whether the tenant has any active Consent (0 unknown,
+	// 1 none, 2 some), known under the current stamp (see
+	// tenantHasConsents).
+	consents int8
 }
 
 type entry struct {
@@ -606,7 +624,41 @@ func (a *Authorizer) reset(ts *tenantState) {
 	a.size.Add(-int64(len(ts.entries)))
 	ts.entries = map[string]*entry{}
 	ts.version, ts.until = "", 0
+	ts.consents = 0
 	ts.gen++
+}
+
+// tenantHasConsents reports whether the tenant has any active Consent, when
+// the source can tell (ConsentCounter; else it says true, the safe answer).
+// The answer is kept while the tenant's stamp is trusted: a change of a
+// Consent bumps the stamp and resets it (reset). An error also says true:
+// then the patient's own Consents are loaded, and their errors fail the
+// decision as before.
+func (a *Authorizer) tenantHasConsents(ctx context.Context, tenant string) bool {
+	cc, ok := a.src.(ConsentCounter)
+	if !ok {
+		return true
+	}
+	ts := a.tenant(tenant)
+	ts.mu.RLock()
+	known, gen, trusted := ts.consents, ts.gen, ts.version != ""
+	ts.mu.RUnlock()
+	if known != 0 && trusted {
+		return known == 2
+	}
+	some, err := cc.AnyActiveConsents(ctx, tenant)
+	if err != nil {
+		return true
+	}
+	ts.mu.Lock()
+	if ts.gen == gen && ts.version != "" {
+		ts.consents = 1
+		if some {
+			ts.consents = 2
+		}
+	}
+	ts.mu.Unlock()
+	return some
 }
 
 func (a *Authorizer) put(ts *tenantState, version, key string, d *Decision, now time.Time) {

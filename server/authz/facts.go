@@ -16,8 +16,13 @@ import (
 type facts struct {
 	typ, id  string
 	patients []string // ids of the patients whose compartment holds it
-	entries  []fhir.IndexEntry
 	codes    []Coding // the "code" parameter's tokens
+
+	// entries are the index entries of the parameters read so far (see
+	// paramEntries): a decision reads a few, and extracting only those
+	// decodes only the members they read.
+	reg     *search.Registry
+	entries map[string][]fhir.IndexEntry
 
 	typeHasDate bool
 	dated       bool
@@ -80,15 +85,22 @@ func traitsOf(reg *search.Registry, typ string) typeTraits {
 // extractFacts reads a resource. A type the registry does not support has
 // no index entries (and no compartment).
 func extractFacts(reg *search.Registry, res *fhir.Resource) (*facts, error) {
-	f := &facts{typ: res.Type, id: res.ID, body: res.Body}
+	f := &facts{typ: res.Type, id: res.ID, body: res.Body, reg: reg}
 	if !reg.Supports(res.Type) {
 		return f, nil
 	}
-	entries, err := reg.Extract(res.Type, res.Body)
+	base := []string{compartmentParam, "subject", "code", "date"}
+	entries, err := reg.ExtractOnly(res.Type, res.Body, base...)
 	if err != nil {
 		return nil, err
 	}
-	f.entries = entries
+	f.entries = map[string][]fhir.IndexEntry{}
+	for _, p := range base {
+		f.entries[p] = nil
+	}
+	for _, e := range entries {
+		f.entries[e.Param] = append(f.entries[e.Param], e)
+	}
 	if res.Type == "Patient" {
 		f.patients = []string{res.ID}
 	}
@@ -141,8 +153,8 @@ func (f *facts) matchParam(p fhir.Param) bool {
 		}
 		return false
 	}
-	for _, e := range f.entries {
-		if e.Param != p.Name || e.Type != p.Type {
+	for _, e := range f.paramEntries(p.Name) {
+		if e.Type != p.Type {
 			continue
 		}
 		for _, v := range p.Values {
@@ -160,6 +172,18 @@ func (f *facts) matchParam(p fhir.Param) bool {
 		}
 	}
 	return false
+}
+
+// paramEntries returns the index entries of parameter code, extracting
+// them on first use. A resource that cannot be read has none (extractFacts
+// has read it once already, so that does not happen in practice).
+func (f *facts) paramEntries(code string) []fhir.IndexEntry {
+	if es, ok := f.entries[code]; ok || f.entries == nil {
+		return es
+	}
+	es, _ := f.reg.ExtractOnly(f.typ, f.body, code)
+	f.entries[code] = es
+	return es
 }
 
 // within reports whether every patient of the resource is patient (and it

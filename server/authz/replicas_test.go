@@ -21,6 +21,7 @@ import (
 	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/kv"
+	"github.com/pulsewire/pulsewire/server/kv/memkv"
 	"github.com/pulsewire/pulsewire/server/search"
 )
 
@@ -587,4 +588,46 @@ func benchShared(b *testing.B, l2 bool) {
 	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
 	b.ReportMetric(at(0.50), "p50-µs")
 	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// TestNoConsentsFastPath: in an opt-out tenant with no active Consent, a
+// user's search is an exact, unrestricted permit (nothing can deny, so
+// neither narrowing nor a look at each resource's patient is needed); once
+// a Consent exists, decisions go per patient again, and that Consent's
+// deny applies.
+func TestNoConsentsFastPath(t *testing.T) {
+	st := openStore(t)
+	a := newReplica(t, st, memkv.New(), nil)
+	st.AddWriteHook(a.ConsentHook(st))
+	ctx := context.Background()
+	user := authz.Request{Tenant: tenant, ClientID: "app", FHIRUser: "Practitioner/x", Scopes: []string{"user/Observation.rs"},
+		Action: authz.ActionSearch, Type: "Observation"}
+	d, err := a.Decide(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Effect != authz.Permit {
+		t.Fatalf("no Consents: %v (%s), want an unrestricted permit", d.Effect, d.Reason)
+	}
+	obs := &fhir.Resource{Type: "Observation", ID: "o1", VersionID: 1,
+		Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`)}
+	read := user
+	read.Action = authz.ActionRead
+	if err := a.Check(ctx, read, obs); err != nil {
+		t.Fatalf("no Consents: Check = %v", err)
+	}
+
+	put(t, st, "Consent", "c1", consentBody("c1", "active", "deny"))
+	if err := a.Invalidate(ctx, tenant); err != nil { // as the app does after the commit
+		t.Fatal(err)
+	}
+	if d, err = a.Decide(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if d.Effect == authz.Permit {
+		t.Fatalf("with a Consent: still an unrestricted permit")
+	}
+	if err := a.Check(ctx, read, obs); err == nil {
+		t.Fatal("p1's deny Consent did not stop the read of p1's Observation")
+	}
 }

@@ -17,6 +17,14 @@ type ConsentSource interface {
 	ActiveConsents(ctx context.Context, tenant, patient string) ([]*fhir.Resource, error)
 }
 
+// ConsentCounter is implemented by consent sources that can tell whether a
+// tenant has any active Consent at all. In an opt-out tenant without one,
+// decisions do not depend on the patient, which spares reading each
+// resource's patient on every read.
+type ConsentCounter interface {
+	AnyActiveConsents(ctx context.Context, tenant string) (bool, error)
+}
+
 // StoreConsents is the ConsentSource on the resource store: the search
 // Consent?patient=Patient/{id}&status=active.
 type StoreConsents struct {
@@ -52,6 +60,21 @@ func (s StoreConsents) ActiveConsents(ctx context.Context, tenant, patient strin
 		}
 	}
 }
+
+// AnyActiveConsents implements ConsentCounter: Consent?status=active&_count=1.
+func (s StoreConsents) AnyActiveConsents(ctx context.Context, tenant string) (bool, error) {
+	res, err := s.Store.Search(ctx, tenant, &fhir.Query{
+		Type:   "Consent",
+		Params: []fhir.Param{{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "active"}}}},
+		Count:  1,
+	})
+	if err != nil {
+		return true, fmt.Errorf("searching active consents: %w", err)
+	}
+	return len(res.Resources) > 0, nil
+}
+
+var _ ConsentCounter = StoreConsents{}
 
 // ConsentModel is what applies to a patient who has no Consent that says
 // anything about a request.

@@ -3,7 +3,9 @@ package search
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -23,21 +25,55 @@ func (r *Registry) Extract(typ string, body []byte) ([]fhir.IndexEntry, error) {
 	if params == nil {
 		return nil, fhir.Errorf(fhir.KindNotSupported, "resource type is not supported for search")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not valid JSON").Wrap(err)
+	return r.extract(typ, body, params)
+}
+
+// ExtractOnly is Extract for the parameters named codes only (unknown and
+// derived ones are skipped). Readers that need a few facts of a resource —
+// its patient, its codes — use it: only the members those parameters read
+// are decoded.
+func (r *Registry) ExtractOnly(typ string, body []byte, codes ...string) ([]fhir.IndexEntry, error) {
+	if r.sorted[typ] == nil {
+		return nil, fhir.Errorf(fhir.KindNotSupported, "resource type is not supported for search")
 	}
-	if dec.More() {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resource body has data after the JSON object")
+	var params []*param
+	for _, c := range codes {
+		if p := r.params[typ][c]; p != nil && !slices.Contains(params, p) {
+			params = append(params, p)
+		}
 	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object")
+	slices.SortFunc(params, func(a, b *param) int { return strings.Compare(a.def.Code, b.def.Code) })
+	return r.extract(typ, body, params)
+}
+
+// extract decodes the top-level members params read (a resource's other
+// members, its narrative above all, are only scanned over) and indexes
+// their values.
+func (r *Registry) extract(typ string, body []byte, params []*param) ([]fhir.IndexEntry, error) {
+	members, err := fhir.Members(body)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
 	}
-	if rt, _ := root["resourceType"].(string); rt != typ {
+	// The members params read, as one object decoded once.
+	rt := ""
+	keep := make([]fhir.Member, 0, len(members))
+	for _, m := range members {
+		switch {
+		case m.Key == "resourceType":
+			rt = ""
+			_ = json.Unmarshal(m.Value, &rt)
+		case readsMember(params, m.Key):
+			keep = append(keep, m)
+		}
+	}
+	if rt != typ {
 		return nil, fhir.Errorf(fhir.KindInvalid, "resourceType does not match %s", typ)
+	}
+	dec := json.NewDecoder(bytes.NewReader(fhir.EncodeMembers(keep)))
+	dec.UseNumber()
+	var root map[string]any
+	if err := dec.Decode(&root); err != nil {
+		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not valid JSON").Wrap(err)
 	}
 	var x extractor
 	for _, p := range params {
@@ -50,6 +86,31 @@ func (r *Registry) Extract(typ string, body []byte) ([]fhir.IndexEntry, error) {
 		}
 	}
 	return x.out, nil
+}
+
+// readsMember reports whether a path of params starts at top-level member
+// key.
+func readsMember(params []*param, key string) bool {
+	for _, p := range params {
+		if len(p.def.StoredAs) > 0 {
+			continue
+		}
+		for _, pa := range p.paths {
+			first := pa.segs[0]
+			if len(pa.segs) > 1 || pa.choice == nil {
+				if key == first {
+					return true
+				}
+				continue
+			}
+			for _, t := range pa.choice {
+				if key == first+upperFirst(t) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // extractor accumulates the entries of one resource.
