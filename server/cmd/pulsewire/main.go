@@ -59,6 +59,7 @@ commands:
   hl7 send|listen|validate   test an HL7 feed by hand: send over MLLP, receive, check files
   clients|users|keys ...     manage SMART clients, login users and signing keys (--tenant T)
   outbox list|show|replay|pause|resume|stats   outbound HL7 results: dead letters, destinations (--tenant T)
+  audit verify        check a tenant's hash-chained audit trail (--tenant T)
   version      print the version
 
 Run 'pulsewire <command> -h' for the flags of a command.
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return ingestCommand(ctx, cmd, args, getenv, stdout, stderr)
 	case "clients", "users", "keys":
 		return smartCommand(ctx, cmd, args, getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, args, getenv, stdout, stderr)
 	case "outbox":
 		return outboxCommand(ctx, args, getenv, stdout, stderr)
 	case "version":

@@ -27,7 +27,7 @@ import (
 // scope system/*.rs), so every request is authenticated and goes through
 // the policy decision. It prints the throughput relative to plain get.
 func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config, plain result) error {
-	srv, err := startServer(ctx, bin, dsn, false, true)
+	srv, err := startServer(ctx, bin, dsn, c.profile != "", true)
 	if err != nil {
 		return err
 	}
@@ -37,6 +37,10 @@ func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config, plai
 		return fmt.Errorf("getting an access token: %w", err)
 	}
 	base := srv.url + "/t/bench/fhir"
+	prof := make(chan error, 1)
+	if c.profile != "" {
+		go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, "get-auth.pprof"), c.duration) }()
+	}
 	r, err := drive(ctx, srv, 32, c.duration, func(rng *mrand.Rand) (*http.Request, int) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/Observation/"+obsID(rng.IntN(c.observations)), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -44,6 +48,11 @@ func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config, plai
 	})
 	if err != nil {
 		return err
+	}
+	if c.profile != "" {
+		if err := <-prof; err != nil {
+			return fmt.Errorf("profiling get-auth: %w", err)
+		}
 	}
 	target := "within 10% of get"
 	if plain.rps > 0 {

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pulsewire/pulsewire/server/audit/chain"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
+)
+
+// This file implements server/audit/chain on PostgreSQL (migration 0040,
+// under the same row-level security as the resources). AppendAudit costs
+// no round trip and takes no lock: it queues the events into
+// audit_pending, and their index rows, behind the transaction's next
+// statement or its COMMIT (or a group commit), like a Put's writes. At
+// COMMIT a deferred trigger chains them (pulsewire_audit_seal): it locks
+// the tenant's chain head, builds each body around its link, hashes it and
+// inserts the rows. So the head, which orders a tenant's appenders, is the
+// last lock a transaction takes and is held only while it commits.
+
+var (
+	_ chain.Store    = (*Store)(nil)
+	_ chain.Appender = (*txn)(nil)
+)
+
+// AppendAudit queues the append of events (see chain.Appender).
+func (t *txn) AppendAudit(_ context.Context, events []*chain.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	n := len(events)
+	ids, lus := make([]string, n), make([]int64, n)
+	prefixes, suffixes := make([][]byte, n), make([][]byte, n)
+	rs := make([]indexedResource, n)
+	for i, e := range events {
+		if !fhir.ValidID(e.ID) {
+			return fhir.Errorf(fhir.KindInvalid, "invalid AuditEvent id")
+		}
+		ids[i], lus[i], prefixes[i], suffixes[i] = e.ID, storesql.Micros(e.LastUpdated), e.Prefix, e.Suffix
+		rs[i] = indexedResource{typ: "AuditEvent", id: e.ID, entries: e.Index}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO audit_pending (tenant, id, lu, prefix, suffix)
+		SELECT $1, u.i, u.l, u.p, u.s FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS u(i, l, p, s, n)
+		ORDER BY u.n`, t.tenant, ids, lus, prefixes, suffixes)
+	if err := queueIndex(b, t.tenant, rs); err != nil {
+		return err
+	}
+	t.c.later(b)
+	return nil
+}
+
+// auditHeadSQL reads a chain head with the count of stored AuditEvents
+// and the last chain entry.
+const auditHeadSQL = `SELECT coalesce(h.seq, 0), h.hash,
+		(SELECT count(*) FROM resources WHERE tenant = $1 AND type = 'AuditEvent'),
+		(SELECT coalesce(max(seq), 0) FROM audit_chain WHERE tenant = $1)
+	FROM (VALUES (1)) AS one LEFT JOIN audit_heads h ON h.tenant = $1`
+
+// AuditHead returns the tenant's chain head (see chain.Store).
+func (s *Store) AuditHead(ctx context.Context, tenant string) (chain.Head, error) {
+	h := chain.Head{Hash: chain.Genesis}
+	if !fhir.ValidTenant(tenant) {
+		return h, tenantNotFound()
+	}
+	var scanErr error
+	b := &pgx.Batch{}
+	// One statement: one snapshot.
+	b.Queue(auditHeadSQL, tenant).QueryRow(func(row pgx.Row) error {
+		var hash []byte
+		err := row.Scan(&h.Seq, &hash, &h.Stored, &h.Last)
+		switch {
+		case err != nil:
+			scanErr = err
+		case hash == nil:
+		case len(hash) != len(h.Hash):
+			scanErr = errors.New("chain head hash is not 32 bytes")
+		default:
+			copy(h.Hash[:], hash)
+		}
+		return nil
+	})
+	sc := &poolScope{s: s, tenant: tenant}
+	if err := sc.send(ctx, b); err != nil {
+		return h, internal("reading the audit chain head", err)
+	}
+	if scanErr != nil {
+		return h, internal("reading the audit chain head", scanErr)
+	}
+	return h, nil
+}
+
+// auditEntriesSQL reads chain entries with their events' current row, the
+// version 1 history row and the number of history rows.
+const auditEntriesSQL = `SELECT c.seq, c.id, r.version, r.deleted, r.body, v.body,
+		(SELECT count(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
+	FROM audit_chain c
+	LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
+	LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
+	WHERE c.tenant = $1 AND c.seq > $2
+	ORDER BY c.seq
+	LIMIT $3`
+
+// AuditEntries returns chain entries after a sequence number (see
+// chain.Store).
+func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, limit int) ([]chain.Entry, error) {
+	if !fhir.ValidTenant(tenant) {
+		return nil, tenantNotFound()
+	}
+	var out []chain.Entry
+	var scanErr error
+	b := &pgx.Batch{}
+	b.Queue(auditEntriesSQL, tenant, after, limit).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var e chain.Entry
+			var version *int64
+			var deleted *int16
+			var versions int64
+			if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &versions); err != nil {
+				if scanErr == nil {
+					scanErr = err
+				}
+				continue
+			}
+			if version != nil {
+				e.Version = *version
+			}
+			e.Deleted = deleted != nil && *deleted != 0
+			e.Versions = int(versions)
+			out = append(out, e)
+		}
+		if scanErr == nil {
+			scanErr = rows.Err()
+		}
+		return nil
+	})
+	sc := &poolScope{s: s, tenant: tenant}
+	if err := sc.send(ctx, b); err != nil {
+		return nil, internal("reading the audit chain", err)
+	}
+	if scanErr != nil {
+		return nil, internal("reading the audit chain", scanErr)
+	}
+	return out, nil
+}

@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
+	"github.com/pulsewire/pulsewire/server/audit/audittest"
+	"github.com/pulsewire/pulsewire/server/audit/chain"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
+)
+
+// TestAudit runs the audit suite on PostgreSQL, each store in a fresh
+// schema.
+func TestAudit(t *testing.T) {
+	audittest.Run(t, func(t *testing.T) (chain.Store, audittest.Tamperer) {
+		s, schema := openTestStore(t)
+		return s, &pgTamperer{conn: adminIn(t, schema)}
+	})
+}
+
+// adminIn connects as the test server's login role (a superuser, which
+// bypasses row-level security) with schema as the search path and
+// triggers switched off: an insider with the database's keys.
+func adminIn(t *testing.T, schema string) *pgx.Conn {
+	t.Helper()
+	conn := pgtest.AdminConn(t)
+	ctx := context.Background()
+	for _, stmt := range []string{"SET search_path TO " + pgx.Identifier{schema}.Sanitize(), "SET session_replication_role = replica"} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	return conn
+}
+
+type pgTamperer struct{ conn *pgx.Conn }
+
+func (p *pgTamperer) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	ct, err := p.conn.Exec(context.Background(), sql, args...)
+	if err != nil || ct.RowsAffected() == 0 {
+		t.Fatalf("tampering (%s): %d rows, %v", sql, ct.RowsAffected(), err)
+	}
+}
+
+func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
+	p.exec(t, "UPDATE resources SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
+	if history {
+		p.exec(t, "UPDATE resource_versions SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
+	}
+}
+
+func (p *pgTamperer) DeleteEvent(t *testing.T, tenant, id string) {
+	p.exec(t, "DELETE FROM resources WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
+	p.exec(t, "DELETE FROM resource_versions WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
+}
+
+func (p *pgTamperer) DeleteChainEntry(t *testing.T, tenant string, seq int64) {
+	p.exec(t, "DELETE FROM audit_chain WHERE tenant = $1 AND seq = $2", tenant, seq)
+}
+
+func (p *pgTamperer) SwapChainEntries(t *testing.T, tenant string, a, b int64) {
+	p.exec(t, `UPDATE audit_chain c SET id = o.id FROM audit_chain o
+		WHERE c.tenant = $1 AND o.tenant = $1 AND (c.seq, o.seq) IN (($2, $3), ($3, $2))`, tenant, a, b)
+}
+
+func (p *pgTamperer) SetHead(t *testing.T, tenant string, seq int64, hash chain.Hash) {
+	p.exec(t, "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1", tenant, seq, hash[:])
+}
+
+// TestAuditAppendOnlyInDatabase: running as the application role, the
+// database itself refuses to update or delete AuditEvent rows (trigger)
+// and chain entries (no privilege), whatever code tries it.
+func TestAuditAppendOnlyInDatabase(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	if err := s.EnsureTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	ev := &chain.Event{ID: "ae1", LastUpdated: storesql.Now(), Prefix: []byte(`{"resourceType":"AuditEvent","id":"ae1","extension":[{"url":"` + chain.ExtensionURL + `","extension":`), Suffix: []byte(`}]}`)}
+	if err := s.Tx(ctx, "acme", func(tx fhir.Tx) error { return tx.(chain.Appender).AppendAudit(ctx, []*chain.Event{ev}) }); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, tc := range []struct{ stmt, code string }{
+		{"UPDATE resources SET body = NULL WHERE type = 'AuditEvent'", "42501"},
+		{"DELETE FROM resources WHERE type = 'AuditEvent'", "42501"},
+		{"UPDATE resource_versions SET last_updated = 0 WHERE type = 'AuditEvent'", "42501"},
+		{"DELETE FROM resource_versions WHERE type = 'AuditEvent'", "42501"},
+		{"DELETE FROM audit_chain", "42501"},
+		{"UPDATE audit_chain SET seq = seq + 1", "42501"},
+	} {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, setTenantSQL, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(ctx, tc.stmt)
+		if code := pgCode(err); code != tc.code {
+			t.Errorf("%s as the application role: %v (SQLSTATE %q), want SQLSTATE %s", tc.stmt, err, code, tc.code)
+		}
+		_ = tx.Rollback(ctx)
+	}
+}
+
+// BenchmarkAuditRecord: read events made durable per second on PostgreSQL.
+func BenchmarkAuditRecord(b *testing.B) {
+	audittest.BenchRecord(b, func(b *testing.B) chain.Store {
+		s, _ := openTestStoreConns(b, 32)
+		return s
+	})
+}

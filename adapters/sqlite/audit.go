@@ -1,0 +1,131 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/pulsewire/pulsewire/server/audit/chain"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
+)
+
+// This file implements server/audit/chain on the write transaction
+// (migration 0040): AppendAudit reads the tenant's chain head, builds each
+// body around its link, and writes the rows on the writer connection, so
+// they commit with the transaction. Transactions run one at a time, so no
+// two appends see the same head.
+
+var (
+	_ chain.Store    = (*Store)(nil)
+	_ chain.Appender = (*tx)(nil)
+)
+
+// AppendAudit appends events to the tenant's chain (see chain.Appender).
+func (t *tx) AppendAudit(ctx context.Context, events []*chain.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	seq, prev := int64(0), chain.Genesis
+	var hash []byte
+	err := t.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant = ?`, t.tenant).Scan(&seq, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return internal("reading the audit chain head", err)
+	case len(hash) != len(prev):
+		return internal("reading the audit chain head", errors.New("chain head hash is not 32 bytes"))
+	default:
+		copy(prev[:], hash)
+	}
+	for _, e := range events {
+		if !fhir.ValidID(e.ID) {
+			return fhir.Errorf(fhir.KindInvalid, "invalid AuditEvent id")
+		}
+		seq++
+		link := chain.Link(seq, prev)
+		body := make([]byte, 0, len(e.Prefix)+len(link)+len(e.Suffix))
+		body = append(append(append(body, e.Prefix...), link...), e.Suffix...)
+		lu := storesql.Micros(e.LastUpdated)
+		for _, table := range []string{"resource_versions", "resources"} {
+			if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant, type, id, version, last_updated, deleted, body)
+				VALUES (?, 'AuditEvent', ?, 1, ?, 0, ?)`, t.tenant, e.ID, lu, body); err != nil {
+				return internal("writing audit event", err)
+			}
+		}
+		ins, err := storesql.InsertIndex(dialect, t.tenant, "AuditEvent", e.ID, e.Index)
+		if err != nil {
+			return err
+		}
+		if err := t.exec(ctx, ins); err != nil {
+			return err
+		}
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_chain (tenant, seq, id) VALUES (?, ?, ?)`, t.tenant, seq, e.ID); err != nil {
+			return internal("writing audit chain", err)
+		}
+		prev = chain.Sum(body)
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, t.tenant, seq, prev[:]); err != nil {
+		return internal("writing audit chain head", err)
+	}
+	return nil
+}
+
+// AuditHead returns the tenant's chain head (see chain.Store).
+func (s *Store) AuditHead(ctx context.Context, tenant string) (chain.Head, error) {
+	h := chain.Head{Hash: chain.Genesis}
+	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
+		return h, err
+	}
+	var hash []byte
+	// One statement: one snapshot.
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(h.seq, 0), h.hash,
+			(SELECT COUNT(*) FROM resources WHERE tenant = ?1 AND type = 'AuditEvent'),
+			(SELECT coalesce(max(seq), 0) FROM audit_chain WHERE tenant = ?1)
+		FROM (SELECT 1) AS one LEFT JOIN audit_heads h ON h.tenant = ?1`, tenant).Scan(&h.Seq, &hash, &h.Stored, &h.Last)
+	switch {
+	case err != nil:
+		return h, internal("reading the audit chain head", err)
+	case hash == nil:
+	case len(hash) != len(h.Hash):
+		return h, internal("reading the audit chain head", errors.New("chain head hash is not 32 bytes"))
+	default:
+		copy(h.Hash[:], hash)
+	}
+	return h, nil
+}
+
+// AuditEntries returns chain entries after a sequence number (see
+// chain.Store).
+func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, limit int) ([]chain.Entry, error) {
+	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT c.seq, c.id, r.version, r.deleted, r.body, v.body,
+			(SELECT COUNT(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
+		FROM audit_chain c
+		LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
+		LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
+		WHERE c.tenant = ? AND c.seq > ?
+		ORDER BY c.seq
+		LIMIT ?`, tenant, after, limit)
+	if err != nil {
+		return nil, internal("reading the audit chain", err)
+	}
+	defer rows.Close()
+	var out []chain.Entry
+	for rows.Next() {
+		var e chain.Entry
+		var version, deleted sql.NullInt64
+		if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &e.Versions); err != nil {
+			return nil, internal("reading the audit chain", err)
+		}
+		e.Version, e.Deleted = version.Int64, deleted.Int64 != 0
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("reading the audit chain", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+package audit
+
+import (
+	"context"
+
+	"github.com/pulsewire/pulsewire/server/audit/chain"
+	"github.com/pulsewire/pulsewire/server/fhir"
+)
+
+// Hook returns the write hook that appends, inside the transaction of
+// every Put and Delete, the AuditEvent of that write (create, update or
+// delete; success, since a failed write rolls its record back with it),
+// so that a write and its record commit together or not at all. Add it to
+// the store (fhir.Hooked) before the store is used.
+//
+// It refuses every write of an AuditEvent through the ordinary store:
+// KindForbidden (403) for a create, KindNotSupported (405) for an update
+// or a delete. AuditEvents are appended only by this package (through
+// chain.Appender, which runs no hooks), so the chain has no gaps.
+//
+// A store whose transactions do not implement chain.Appender fails every
+// write (KindInternal): a write that cannot be audited is not made.
+func (a *Auditor) Hook() fhir.WriteHook {
+	return func(ctx context.Context, tx fhir.Tx, c fhir.Change) error {
+		r := c.Resource
+		if r == nil {
+			return nil
+		}
+		if r.Type == "AuditEvent" {
+			a.stats.refused.Add(1)
+			if c.Created && !r.Deleted {
+				return fhir.Errorf(fhir.KindForbidden, "AuditEvent resources are recorded by the server; clients cannot create them")
+			}
+			return fhir.Errorf(fhir.KindNotSupported, "AuditEvent resources are append-only: they cannot be updated or deleted")
+		}
+		app, ok := tx.(chain.Appender)
+		if !ok {
+			return errNoChain
+		}
+		ev := Event{Tenant: c.Tenant, Type: r.Type, ID: r.ID, Version: r.VersionID}
+		switch {
+		case r.Deleted:
+			ev.Interaction = Delete
+		case c.Created:
+			ev.Interaction = Create
+		default:
+			ev.Interaction = Update
+		}
+		ev.Principal, ok = PrincipalFrom(ctx)
+		if !ok || ev.Principal.isZero() {
+			ev.Principal = unknown
+		}
+		body := r.Body
+		if r.Deleted && r.VersionID > 1 {
+			// The tombstone has no body: the patient is the deleted
+			// version's.
+			prev, err := tx.VRead(ctx, c.Tenant, r.Type, r.ID, r.VersionID-1)
+			if err == nil {
+				body = prev.Body
+			} else if !fhir.IsKind(err, fhir.KindNotFound) && !fhir.IsKind(err, fhir.KindGone) {
+				return err
+			}
+		}
+		ev.Patient = a.patientOf(r.Type, r.ID, body)
+		if err := ev.check(); err != nil {
+			return err
+		}
+		ce, err := a.build(&ev, a.now())
+		if err != nil {
+			return err
+		}
+		if err := app.AppendAudit(ctx, []*chain.Event{ce}); err != nil {
+			return err
+		}
+		a.stats.written.Add(1)
+		return nil
+	}
+}
+
+// patientOf returns the id of the patient whose compartment a resource
+// version is in: the Patient itself, else the first Patient reference
+// under the type's "patient" parameter (or "subject", which some types
+// index it as); "" when there is none or the body cannot be read.
+func (a *Auditor) patientOf(typ, id string, body []byte) string {
+	if typ == "Patient" {
+		return id
+	}
+	if body == nil {
+		return ""
+	}
+	entries, err := a.reg.Extract(typ, body)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if e.Type == fhir.ParamReference && e.RefType == "Patient" && (e.Param == "patient" || e.Param == "subject") && fhir.ValidID(e.RefID) {
+			return e.RefID
+		}
+	}
+	return ""
+}
