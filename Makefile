@@ -6,7 +6,7 @@ EXAMPLES  ?= $(CURDIR)/.cache/fhir-examples
 STATICCHECK_VERSION = v0.8.2
 export PULSEWIRE_EXAMPLES = $(EXAMPLES)
 
-.PHONY: run sample test test-short lint generate fetch-examples services bench build clean fuzz
+.PHONY: run sample test test-short lint generate fetch-examples services bench build clean fuzz browser-deps
 
 ## run: start the server on the embedded default (SQLite in ./data, in-process cache)
 run:
@@ -47,6 +47,11 @@ fetch-examples:
 ## services: start PostgreSQL, NATS, Mosquitto and Redis when they are down
 services:
 	@bash .ci/services
+
+## browser-deps: install headless Chromium and ChromeDriver (Debian) for the browser test of the login pages
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "browser-deps: chromium and chromedriver are installed"; \
+	else apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; fi
 
 ## bench: load benchmarks against a server on PostgreSQL (see README)
 bench: services

@@ -43,6 +43,9 @@ var rules = []rule{
 		forbid: []string{"server/kv/", "adapters/", "server/rest", "server/app"}, why: "the decision is logic over contracts; no database, Redis or HTTP"},
 	{pkg: "server/delivery/outbox", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
 	{pkg: "server/delivery", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "delivery sees the outbox contract and a Sender, not a database or a socket"},
+	{pkg: "server/audit/chain", exact: true, stdlib: true, allow: []string{"server/fhir"}, why: "a table contract the adapters implement"},
+	{pkg: "server/audit", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "the auditor sees the store and chain contracts"},
+	{pkg: "server/servertest/webdriver", exact: true, stdlib: true, why: "a WebDriver client over HTTP; standard library only, so any test may use it"},
 	{pkg: "conformance", forbid: []string{"adapters/", "server/rest", "server/app"}, why: "conformance describes the server, it does not run it"},
 }
 
