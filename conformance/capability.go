@@ -49,7 +49,19 @@ type Options struct {
 	Software, Version string // software.name and software.version; Software "" omits software
 	Resources         []ResourceSpec
 	Date              time.Time // CapabilityStatement.date: when the statement was published (required)
+	// OAuth, when set, says the API is protected by SMART on FHIR and where
+	// its OAuth endpoints are (rest.security, with the oauth-uris
+	// extension of SMART App Launch: https://hl7.org/fhir/smart-app-launch/conformance.html).
+	OAuth *OAuthURIs
 }
+
+// OAuthURIs are the absolute URLs of a tenant's authorization server.
+type OAuthURIs struct {
+	Authorize, Token, Revoke, Introspect string
+}
+
+// oauthURIsExtension is SMART's extension of CapabilityStatement.rest.security.
+const oauthURIsExtension = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 // searchParamTypes are the R4 search-param-type codes.
 var searchParamTypes = map[string]bool{
@@ -115,11 +127,46 @@ func CapabilityStatement(o Options) ([]byte, error) {
 	if o.Software != "" {
 		cs.Software = &csSoftware{Name: o.Software, Version: o.Version}
 	}
+	if o.OAuth != nil {
+		sec, err := security(o.OAuth)
+		if err != nil {
+			return nil, err
+		}
+		cs.Rest[0].Security = sec
+	}
 	b, err := json.Marshal(cs)
 	if err != nil {
 		return nil, fmt.Errorf("conformance: encoding CapabilityStatement: %w", err)
 	}
 	return b, nil
+}
+
+// security is rest.security for a SMART-protected API: the SMART-on-FHIR
+// service code and the oauth-uris extension (authorize and token are
+// required by SMART; revoke and introspect are given when set).
+func security(o *OAuthURIs) (*csSecurity, error) {
+	var ext []csExtension
+	for _, e := range []struct{ name, uri string }{
+		{"authorize", o.Authorize}, {"token", o.Token}, {"revoke", o.Revoke}, {"introspect", o.Introspect},
+	} {
+		if e.uri == "" {
+			if e.name == "authorize" || e.name == "token" {
+				return nil, fmt.Errorf("conformance: the OAuth %s URL is required", e.name)
+			}
+			continue
+		}
+		if u, err := url.Parse(e.uri); err != nil || !u.IsAbs() {
+			return nil, fmt.Errorf("conformance: the OAuth %s URL must be absolute", e.name)
+		}
+		ext = append(ext, csExtension{URL: e.name, ValueURI: e.uri})
+	}
+	return &csSecurity{
+		Extension: []csExtension{{URL: oauthURIsExtension, Extension: ext}},
+		Service: []csConcept{{Coding: []csCoding{{
+			System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR", Display: "SMART-on-FHIR",
+		}}}},
+		Desc: "SMART App Launch 2.2: OAuth 2.0 access tokens (see .well-known/smart-configuration)",
+	}, nil
 }
 
 // resourceInteractions are the type- and instance-level interactions every
@@ -187,8 +234,28 @@ type (
 	}
 	csRest struct {
 		Mode        string       `json:"mode"`
+		Security    *csSecurity  `json:"security,omitempty"`
 		Resource    []csResource `json:"resource,omitempty"`
 		Interaction []csCode     `json:"interaction"`
+	}
+	csSecurity struct {
+		Extension []csExtension `json:"extension"`
+		Service   []csConcept   `json:"service"`
+		Desc      string        `json:"description,omitempty"`
+	}
+	csExtension struct {
+		URL       string        `json:"url"`
+		ValueURI  string        `json:"valueUri,omitempty"`
+		Extension []csExtension `json:"extension,omitempty"`
+	}
+	csConcept struct {
+		Coding []csCoding `json:"coding"`
+		Text   string     `json:"text,omitempty"`
+	}
+	csCoding struct {
+		System  string `json:"system"`
+		Code    string `json:"code"`
+		Display string `json:"display,omitempty"`
 	}
 	csResource struct {
 		Type              string          `json:"type"`

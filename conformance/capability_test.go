@@ -234,3 +234,72 @@ func diffJSON(t *testing.T, a, b []byte) string {
 	}
 	return cmp.Diff(va, vb)
 }
+
+// TestCapabilityStatementSMARTSecurity: with OAuth URIs the statement
+// declares the SMART-on-FHIR service and the oauth-uris extension, and is
+// still valid R4.
+func TestCapabilityStatementSMARTSecurity(t *testing.T) {
+	o := testOptions()
+	auth := "https://fhir.example.org/t/acme/auth/"
+	o.OAuth = &conformance.OAuthURIs{Authorize: auth + "authorize", Token: auth + "token", Revoke: auth + "revoke", Introspect: auth + "introspect"}
+	b, err := conformance.CapabilityStatement(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := validate.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := v.Validate(b); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	var cs struct {
+		Rest []struct {
+			Security struct {
+				Extension []struct {
+					URL       string `json:"url"`
+					Extension []struct {
+						URL      string `json:"url"`
+						ValueURI string `json:"valueUri"`
+					} `json:"extension"`
+				} `json:"extension"`
+				Service []struct {
+					Coding []struct{ System, Code string } `json:"coding"`
+				} `json:"service"`
+			} `json:"security"`
+		} `json:"rest"`
+	}
+	if err := json.Unmarshal(b, &cs); err != nil {
+		t.Fatal(err)
+	}
+	sec := cs.Rest[0].Security
+	if len(sec.Service) != 1 || sec.Service[0].Coding[0].Code != "SMART-on-FHIR" ||
+		sec.Service[0].Coding[0].System != "http://terminology.hl7.org/CodeSystem/restful-security-service" {
+		t.Errorf("security.service = %+v", sec.Service)
+	}
+	got := map[string]string{}
+	for _, e := range sec.Extension {
+		if e.URL != "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris" {
+			t.Errorf("unexpected security extension %s", e.URL)
+		}
+		for _, x := range e.Extension {
+			got[x.URL] = x.ValueURI
+		}
+	}
+	want := map[string]string{"authorize": auth + "authorize", "token": auth + "token", "revoke": auth + "revoke", "introspect": auth + "introspect"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("oauth-uris (-want +got):\n%s", diff)
+	}
+
+	o.OAuth = &conformance.OAuthURIs{Authorize: auth + "authorize"}
+	if _, err := conformance.CapabilityStatement(o); err == nil {
+		t.Error("OAuth without a token URL was accepted")
+	}
+	plain, err := conformance.CapabilityStatement(testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), "security") {
+		t.Error("a statement without OAuth declares security")
+	}
+}

@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store:         store,
 		Registry:      reg,
 		Validator:     validator,
-		Capability:    capability(reg),
+		Capability:    capability(reg, cfg.Auth.Mode != AuthOff),
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Logger:        cfg.Logger,
 		PublicBaseURL: cfg.PublicBaseURL,
@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 // capability builds the CapabilityStatement from what the registry actually
 // serves, so /metadata cannot claim a parameter the server does not index.
-func capability(reg *search.Registry) func(string) ([]byte, error) {
+func capability(reg *search.Registry, smart bool) func(string) ([]byte, error) {
 	var specs []conformance.ResourceSpec
 	for _, t := range reg.Types() {
 		spec := conformance.ResourceSpec{Type: t}
@@ -276,13 +276,21 @@ func capability(reg *search.Registry) func(string) ([]byte, error) {
 	}
 	started := time.Now().UTC()
 	return func(base string) ([]byte, error) {
-		return conformance.CapabilityStatement(conformance.Options{
+		o := conformance.Options{
 			BaseURL:   base,
 			Software:  "Pulsewire",
 			Version:   Version,
 			Resources: specs,
 			Date:      started,
-		})
+		}
+		if smart {
+			// server/smart serves each tenant's OAuth endpoints beside its
+			// FHIR base: /t/{tenant}/auth/... for /t/{tenant}/fhir.
+			auth := strings.TrimSuffix(base, "/fhir") + "/auth/"
+			o.OAuth = &conformance.OAuthURIs{Authorize: auth + "authorize", Token: auth + "token",
+				Revoke: auth + "revoke", Introspect: auth + "introspect"}
+		}
+		return conformance.CapabilityStatement(o)
 	}
 }
 
