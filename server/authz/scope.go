@@ -170,3 +170,36 @@ func ParseScopes(list []string) ([]Scope, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// GrantableScopes returns the resource scopes of requested that the
+// scopes a client registered (allowed) cover, in the order requested: a
+// registered scope covers a requested one of the same context when its type
+// is "*" or the same, its permissions include the requested ones, and it
+// has no granular query or the same one (so registered patient/*.rs covers
+// requested patient/Observation.r, and patient/Observation.rs?category=x
+// is covered by patient/Observation.rs). Scopes that do not parse, and
+// scopes that grant no resource access, are not returned. It is
+// server/smart's ScopeFilter.
+func GrantableScopes(allowed, requested []string) []string {
+	var grants []Scope
+	for _, a := range allowed {
+		if s, err := ParseScope(a); err == nil && s.Context != "" {
+			grants = append(grants, s)
+		}
+	}
+	var out []string
+	for _, r := range requested {
+		want, err := ParseScope(r)
+		if err != nil || want.Context == "" {
+			continue
+		}
+		for _, g := range grants {
+			if g.Context == want.Context && (g.Type == "*" || g.Type == want.Type) && want.Perms&^g.Perms == 0 &&
+				(g.Query == nil || want.Query != nil && g.Query.Encode() == want.Query.Encode()) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}

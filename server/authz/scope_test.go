@@ -125,3 +125,32 @@ func FuzzParseScope(f *testing.F) {
 		}
 	})
 }
+
+func TestGrantableScopes(t *testing.T) {
+	allowed := []string{"patient/*.rs", "user/Observation.read", "system/Patient.r",
+		"patient/Condition.rs?category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item", "openid"}
+	tests := []struct {
+		requested, want []string
+	}{
+		{[]string{"patient/Observation.rs", "patient/Patient.r", "patient/*.rs"}, []string{"patient/Observation.rs", "patient/Patient.r", "patient/*.rs"}},
+		{[]string{"patient/Observation.cruds", "patient/Observation.read"}, []string{"patient/Observation.read"}},
+		{[]string{"user/Observation.rs", "user/Observation.s", "user/Patient.rs", "user/Observation.write"}, []string{"user/Observation.rs", "user/Observation.s"}},
+		{[]string{"system/Patient.r", "system/Patient.rs", "system/*.r"}, []string{"system/Patient.r"}},
+		{[]string{"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"},
+			[]string{"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"}},
+		{[]string{"patient/Condition.rs", "patient/Condition.r?category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item"},
+			[]string{"patient/Condition.rs", "patient/Condition.r?category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item"}},
+		{[]string{"openid", "launch/patient", "patient/Observation.sr", "bogus"}, nil},
+	}
+	for _, tt := range tests {
+		got := GrantableScopes(allowed, tt.requested)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("GrantableScopes(%v) (-want +got):\n%s", tt.requested, diff)
+		}
+	}
+	// A granular registration covers only its own query.
+	narrow := []string{"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"}
+	if got := GrantableScopes(narrow, []string{"patient/Observation.rs", "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"}); got != nil {
+		t.Errorf("a granular registration granted %v", got)
+	}
+}
