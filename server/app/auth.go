@@ -170,6 +170,7 @@ func setupAuth(ctx context.Context, cfg Config, store fhir.Store, reg *search.Re
 		Tenants:         store,
 		Ephemeral:       eph,
 		Patients:        storePatients{store: store, reg: reg},
+		ScopeFilter:     authz.GrantableScopes, // registered patient/*.rs covers a requested patient/Observation.rs
 		PublicBaseURL:   cfg.PublicBaseURL,
 		AdminToken:      ac.AdminToken,
 		ExternalIssuers: ac.ExternalIssuers,

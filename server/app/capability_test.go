@@ -70,3 +70,23 @@ func TestMetadataDeclaresSMART(t *testing.T) {
 		t.Errorf("with authorization off, metadata declares security")
 	}
 }
+
+// TestNarrowerScopesAreGranted: a backend registered with system/*.rs may
+// ask for system/Observation.rs and gets a token that reads Observations
+// and not Patients; a scope it did not register is not granted.
+func TestNarrowerScopesAreGranted(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithAuth())
+	token := srv.BackendTokenFor(t, "acme", []string{"system/*.rs"}, "system/Observation.rs")
+	for path, want := range map[string]int{"/Observation?_count=1": http.StatusOK, "/Patient?_count=1": http.StatusForbidden} {
+		req, _ := http.NewRequest(http.MethodGet, srv.FHIRBase("acme")+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s with system/Observation.rs: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}

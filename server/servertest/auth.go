@@ -74,6 +74,13 @@ func (s *Server) AuthBase(tenant string) string { return s.URL + "/t/" + tenant 
 // private_key_jwt assertion (SMART backend services).
 func (s *Server) BackendToken(t testing.TB, tenant string, scopes ...string) string {
 	t.Helper()
+	return s.BackendTokenFor(t, tenant, scopes, scopes...)
+}
+
+// BackendTokenFor is BackendToken for a client registered with the scopes
+// registered that asks for requested (narrower ones, say).
+func (s *Server) BackendTokenFor(t testing.TB, tenant string, registered []string, requested ...string) string {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +103,7 @@ func (s *Server) BackendToken(t testing.TB, tenant string, scopes ...string) str
 	}
 	id := "backend-" + randomHex(6)
 	s.admin(t, tenant, "/admin/clients", smart.ClientSpec{ID: id, Type: registry.ConfidentialAsymmetric,
-		Scope: strings.Join(scopes, " "), JWKS: jwks})
+		Scope: strings.Join(registered, " "), JWKS: jwks})
 
 	claims, err := json.Marshal(map[string]any{"iss": id, "sub": id, "aud": s.publicRoot() + "/t/" + tenant + "/auth/token",
 		"exp": time.Now().Add(4 * time.Minute).Unix(), "jti": randomHex(16)})
@@ -113,7 +120,7 @@ func (s *Server) BackendToken(t testing.TB, tenant string, scopes ...string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.token(t, tenant, url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(scopes, " ")},
+	return s.token(t, tenant, url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(requested, " ")},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 		"client_assertion":      {string(assertion)}})
 }
