@@ -345,7 +345,7 @@ func (e *Element) ClickAndWait(ctx context.Context) error {
 		// later commands then wait for that page to load.
 		_, err := old.Property(ctx, "nodeName")
 		switch {
-		case hasCode(err, "stale element reference"):
+		case hasCode(err, "stale element reference"), detached(err):
 			return nil
 		case err != nil:
 			return err
@@ -356,6 +356,13 @@ func (e *Element) ClickAndWait(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// detached reports the error ChromeDriver gives instead of "stale element
+// reference" when the page is replaced between its lookup of the element
+// and its read of it (an "unknown error" from the DevTools inspector).
+func detached(err error) bool {
+	return hasCode(err, "unknown error") && strings.Contains(err.Error(), "does not belong to the document")
 }
 
 // Text is the element's rendered text.
