@@ -1,0 +1,273 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulsewire/pulsewire/graph/internal/model"
+	"github.com/pulsewire/pulsewire/server/fhir"
+)
+
+// Device associations: which patient a device is with now. Ingestion
+// records them as DeviceUseStatements with a timingPeriod (see
+// server/ingest, assoc.go): an open period is the current association, and
+// a reassignment closes the previous one. A Device may also name its patient
+// itself (Device.patient, a device affixed to a person).
+
+// assocs are the current associations of one device or one patient.
+type assocs struct {
+	current  []assoc   // in force now, latest start first
+	affixed  []string  // for a patient: devices whose Device.patient is the patient
+	withheld []*Denied // DeviceUseStatements (or Devices) the caller may not see
+}
+
+// assoc is one DeviceUseStatement in force.
+type assoc struct {
+	device, patient string
+	start           time.Time
+}
+
+type dusJSON struct {
+	Status  string          `json:"status"`
+	Subject model.Reference `json:"subject"`
+	Device  model.Reference `json:"device"`
+	Timing  *struct {
+		Start string `json:"start"`
+		End   string `json:"end"`
+	} `json:"timingPeriod"`
+}
+
+// parseInstant reads a FHIR dateTime with at least a full date (a date only
+// means its start, UTC), as ingestion writes and reads them.
+func parseInstant(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// inForce returns the association a DeviceUseStatement records if it is
+// in force at now.
+func inForce(r *fhir.Resource, now time.Time) (assoc, bool) {
+	var d dusJSON
+	if json.Unmarshal(r.Body, &d) != nil || d.Status == "entered-in-error" || d.Timing == nil {
+		return assoc{}, false
+	}
+	pt, pid, ok := d.Subject.Ref()
+	if !ok || pt != "Patient" {
+		return assoc{}, false
+	}
+	dt, did, ok := d.Device.Ref()
+	if !ok || dt != "Device" {
+		return assoc{}, false
+	}
+	start, ok := parseInstant(d.Timing.Start)
+	if !ok || start.After(now) {
+		return assoc{}, false
+	}
+	if d.Timing.End != "" {
+		end, ok := parseInstant(d.Timing.End)
+		if !ok || !now.Before(end) {
+			return assoc{}, false
+		}
+	}
+	return assoc{device: did, patient: pid, start: start}, true
+}
+
+// inForceNow are the values of the timing parameter that select
+// DeviceUseStatements whose period contains the present: it ends after now
+// (ge) and starts before (le). inForce checks each exactly.
+func (rq *request) inForceNow() []string {
+	now := rq.now.UTC().Truncate(time.Second).Format(time.RFC3339)
+	return []string{"ge" + now, "le" + now}
+}
+
+// assocPage is the page size of association searches.
+const assocPage = 1000
+
+// held is a resource the policy withheld and its denial.
+type held struct {
+	d *Denied
+	r *fhir.Resource // read only to route the denial to its field
+}
+
+// searchAll runs a search through the policy, every page of it.
+func (rq *request) searchAll(ctx context.Context, typ string, params url.Values) ([]*fhir.Resource, []held, error) {
+	params.Set("_count", strconv.Itoa(assocPage))
+	q, err := rq.parse(typ, params, assocPage)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		all      []*fhir.Resource
+		withheld []held
+	)
+	for {
+		qq := *q
+		qq.Params = append([]fhir.Param(nil), q.Params...)
+		p, err := rq.run(ctx, ActionSearch, &qq)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, p.kept...)
+		if err := rq.primeReads(ctx, p.included); err != nil {
+			return nil, nil, err
+		}
+		for i, d := range p.withheld {
+			withheld = append(withheld, held{d: d, r: p.heldRes[i]})
+		}
+		if !p.hasMore || p.scanned == 0 {
+			return all, withheld, nil
+		}
+		q.Offset += p.scanned
+	}
+}
+
+// refOf returns the id a member of a resource refers to when it refers to
+// typ ("" otherwise).
+func refOf(r *fhir.Resource, member, typ string) string {
+	if r == nil {
+		return ""
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(r.Body, &doc) != nil {
+		return ""
+	}
+	var ref model.Reference
+	if json.Unmarshal(doc[member], &ref) != nil {
+		return ""
+	}
+	if t, id, ok := ref.Ref(); ok && t == typ {
+		return id
+	}
+	return ""
+}
+
+func refs(typ string, ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = typ + "/" + id
+	}
+	return strings.Join(out, ",")
+}
+
+// deviceAssocs loads the current associations of a batch of devices.
+func (rq *request) deviceAssocs(ctx context.Context, devices []string) ([]*assocs, []error) {
+	out := make([]*assocs, len(devices))
+	errs := make([]error, len(devices))
+	// The subjects come along (_include): currentPatient reads one of them.
+	rs, withheld, err := rq.searchAll(ctx, "DeviceUseStatement", url.Values{"device": {refs("Device", devices)},
+		"timing": rq.inForceNow(), "_include": {"DeviceUseStatement:subject"}})
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
+	by := map[string]*assocs{}
+	for _, d := range devices {
+		by[d] = &assocs{}
+	}
+	for _, r := range rs {
+		if a, ok := inForce(r, rq.now); ok && by[a.device] != nil {
+			by[a.device].current = append(by[a.device].current, a)
+		}
+	}
+	for _, h := range withheld {
+		if a := by[refOf(h.r, "device", "Device")]; a != nil {
+			a.withheld = append(a.withheld, h.d)
+		}
+	}
+	for i, d := range devices {
+		a := by[d]
+		sort.Slice(a.current, func(i, j int) bool { return a.current[i].start.After(a.current[j].start) })
+		out[i] = a
+	}
+	return out, errs
+}
+
+// patientAssocs loads the devices in use by a batch of patients now.
+func (rq *request) patientAssocs(ctx context.Context, patients []string) ([]*assocs, []error) {
+	out := make([]*assocs, len(patients))
+	errs := make([]error, len(patients))
+	fail := func(err error) ([]*assocs, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
+	list := refs("Patient", patients)
+	// The devices come along (_include): devices reads them.
+	dus, w1, err := rq.searchAll(ctx, "DeviceUseStatement", url.Values{"patient": {list},
+		"timing": rq.inForceNow(), "_include": {"DeviceUseStatement:device"}})
+	if err != nil {
+		return fail(err)
+	}
+	devs, w2, err := rq.searchAll(ctx, "Device", url.Values{"patient": {list}})
+	if err != nil {
+		return fail(err)
+	}
+	by := map[string]*assocs{}
+	for _, p := range patients {
+		by[p] = &assocs{}
+	}
+	for _, r := range dus {
+		if a, ok := inForce(r, rq.now); ok && by[a.patient] != nil {
+			by[a.patient].current = append(by[a.patient].current, a)
+		}
+	}
+	for _, r := range devs {
+		var d struct {
+			Patient model.Reference `json:"patient"`
+		}
+		if json.Unmarshal(r.Body, &d) != nil {
+			continue
+		}
+		if t, id, ok := d.Patient.Ref(); ok && t == "Patient" && by[id] != nil {
+			by[id].affixed = append(by[id].affixed, r.ID)
+		}
+	}
+	for _, h := range w1 {
+		if a := by[refOf(h.r, "subject", "Patient")]; a != nil {
+			a.withheld = append(a.withheld, h.d)
+		}
+	}
+	for _, h := range w2 {
+		if a := by[refOf(h.r, "patient", "Patient")]; a != nil {
+			a.withheld = append(a.withheld, h.d)
+		}
+	}
+	for i, p := range patients {
+		a := by[p]
+		sort.Slice(a.current, func(i, j int) bool { return a.current[i].start.After(a.current[j].start) })
+		out[i] = a
+	}
+	return out, errs
+}
+
+func (rq *request) assocsOfDevice(ctx context.Context, id string) (*assocs, error) {
+	rq.mu.Lock()
+	if rq.byDevice == nil {
+		rq.byDevice = newLoader(rq.ctx, rq.limits.BatchWait, rq.limits.BatchSize, rq.deviceAssocs)
+	}
+	l := rq.byDevice
+	rq.mu.Unlock()
+	return l.Load(ctx, id)
+}
+
+func (rq *request) assocsOfPatient(ctx context.Context, id string) (*assocs, error) {
+	rq.mu.Lock()
+	if rq.byPat == nil {
+		rq.byPat = newLoader(rq.ctx, rq.limits.BatchWait, rq.limits.BatchSize, rq.patientAssocs)
+	}
+	l := rq.byPat
+	rq.mu.Unlock()
+	return l.Load(ctx, id)
+}

@@ -1,0 +1,289 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/labstack/echo/v5"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/pulsewire/pulsewire/graph/internal/exec"
+	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/search"
+	"github.com/pulsewire/pulsewire/server/smart"
+)
+
+// Store is what the GraphQL API reads: the resource store's read side and
+// its tenant registry. fhir.Store implements it.
+type Store interface {
+	fhir.Reader
+	TenantExists(ctx context.Context, tenant string) (bool, error)
+}
+
+var _ Store = fhir.Store(nil)
+
+// Config is what the GraphQL API needs. Store, Registry, Auth and
+// Authorizer are required.
+type Config struct {
+	Store    Store
+	Registry *search.Registry
+	// Auth authenticates every request (*smart.Server).
+	Auth Authenticator
+	// Authorizer makes each request's Policy:
+	// AuthzAuthorizer{Decider: the *authz.Authorizer REST uses}.
+	Authorizer Authorizer
+
+	// Supergraph is the composed supergraph (wgc router compose output)
+	// the gateway serves; nil: the embedded one (Supergraph).
+	Supergraph []byte
+	// Remotes says where the supergraph's subgraphs are served, by
+	// subgraph name, overriding their composed routing URLs; naming a
+	// subgraph the supergraph lacks is an error.
+	Remotes map[string]Remote
+	// Transport carries requests to remote subgraphs; nil: a default
+	// http.Transport.
+	Transport http.RoundTripper
+
+	Limits Limits
+	Logger *slog.Logger
+	// Now is the clock (which device associations are current); nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+// Handler is the GraphQL API: the gateway and the pulsewire subgraph.
+// Create it with New, mount it with Register, stop it with Close.
+type Handler struct {
+	store    Store
+	reg      *search.Registry
+	auth     Authenticator
+	authz    Authorizer
+	limits   Limits
+	log      *slog.Logger
+	now      func() time.Time
+	subgraph *handler.Server
+	gw       *gateway
+	cancel   context.CancelFunc
+
+	tenantsMu sync.Mutex
+	tenants   map[string]time.Time // known to exist until
+}
+
+// New builds the GraphQL API.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil || cfg.Registry == nil || cfg.Auth == nil || cfg.Authorizer == nil {
+		return nil, errors.New("graph: Config needs Store, Registry, Auth and Authorizer")
+	}
+	h := &Handler{
+		store: cfg.Store, reg: cfg.Registry, auth: cfg.Auth, authz: cfg.Authorizer,
+		limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now,
+		tenants: map[string]time.Time{},
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.subgraph = newSubgraphServer(&h.limits, h.log)
+
+	sg := cfg.Supergraph
+	if sg == nil {
+		sg = Supergraph
+	}
+	base := cfg.Transport
+	if base == nil {
+		base = &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := newGateway(ctx, sg, cfg.Remotes, base, &h.limits, h.log, func(w http.ResponseWriter, r *http.Request, c *call) {
+		h.serveSubgraph(w, r, c.tenant, c.grant)
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	h.gw, h.cancel = gw, cancel
+	return h, nil
+}
+
+// Close stops the gateway's engine.
+func (h *Handler) Close() error {
+	h.cancel()
+	return nil
+}
+
+// newSubgraphServer is gqlgen's server for the pulsewire subgraph.
+func newSubgraphServer(l *Limits, log *slog.Logger) *handler.Server {
+	es := exec.NewExecutableSchema(exec.Config{Resolvers: resolver{}, Complexity: complexity(l)})
+	srv := handler.New(es)
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(limitsExtension{l})
+	srv.Use(extension.FixedComplexityLimit(l.MaxComplexity))
+	srv.SetErrorPresenter(errorPresenter(log))
+	srv.SetRecoverFunc(recoverPanic)
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		if resp != nil && len(resp.Data) > l.MaxResponseBytes {
+			e := gqlerror.Errorf("the response is larger than %d bytes; select less", l.MaxResponseBytes)
+			e.Extensions = map[string]any{"code": CodeResultTooLarge}
+			return &graphql.Response{Errors: gqlerror.List{e}}
+		}
+		return resp
+	})
+	return srv
+}
+
+// Register mounts the API on e:
+//
+//	POST /t/:tenant/graphql            the gateway
+//	POST /graphql                      the gateway, tenant in X-Pulsewire-Tenant
+//	POST /t/:tenant/graphql/subgraph   the pulsewire subgraph
+//
+// and GET on each, answered 405. The handlers write every response
+// themselves (GraphQL errors, never an OperationOutcome).
+func (h *Handler) Register(e *echo.Echo) {
+	e.POST("/t/:tenant/graphql", func(c *echo.Context) error {
+		h.ServeGateway(c.Response(), c.Request(), c.Param("tenant"))
+		return nil
+	})
+	e.POST("/graphql", func(c *echo.Context) error {
+		h.ServeGateway(c.Response(), c.Request(), c.Request().Header.Get(HeaderTenant))
+		return nil
+	})
+	e.POST("/t/:tenant/graphql/subgraph", func(c *echo.Context) error {
+		h.ServeSubgraph(c.Response(), c.Request(), c.Param("tenant"))
+		return nil
+	})
+	onlyPost := func(c *echo.Context) error {
+		r := refuse(CodeMethodNotAllowed, "send GraphQL requests with POST")
+		r.header = http.Header{"Allow": {http.MethodPost}}
+		r.write(c.Response())
+		return nil
+	}
+	for _, p := range []string{"/t/:tenant/graphql", "/graphql", "/t/:tenant/graphql/subgraph"} {
+		e.GET(p, onlyPost)
+	}
+}
+
+// ServeGateway serves one gateway request for tenant.
+func (h *Handler) ServeGateway(w http.ResponseWriter, r *http.Request, tenant string) {
+	g, refused := h.admit(r, tenant)
+	if refused != nil {
+		refused.write(w)
+		return
+	}
+	h.gw.serve(w, r, tenant, g)
+}
+
+// ServeSubgraph serves one request of the pulsewire subgraph for tenant,
+// authenticated like any other (outside routers forward the caller's
+// Authorization header).
+func (h *Handler) ServeSubgraph(w http.ResponseWriter, r *http.Request, tenant string) {
+	g, refused := h.admit(r, tenant)
+	if refused != nil {
+		refused.write(w)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			refuse(CodeRequestTooLarge, "the request body is larger than %d bytes", h.limits.MaxBodyBytes).write(w)
+			return
+		}
+		refuse(CodeParseFailed, "reading the request body failed").write(w)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.limits.Timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	h.serveSubgraph(w, r, tenant, g)
+}
+
+// admit checks the tenant and authenticates the caller.
+func (h *Handler) admit(r *http.Request, tenant string) (*smart.Grant, *errorResponse) {
+	if tenant == "" {
+		return nil, refuse(CodeTenantRequired, "name the tenant: POST /t/{tenant}/graphql, or the %s header", HeaderTenant)
+	}
+	ok, err := h.tenantExists(r.Context(), tenant)
+	if err != nil {
+		return nil, h.internal("checking tenant", err)
+	}
+	if !ok {
+		return nil, refuse(CodeNotFound, "unknown tenant")
+	}
+	g, err := h.auth.Authenticate(r, tenant)
+	if err != nil {
+		var fe *fhir.Error
+		if errors.As(err, &fe) && fe.Kind == fhir.KindUnauthorized {
+			resp := refuse(CodeUnauthenticated, "%s", fe.Msg)
+			if ch := smart.Challenge(err); ch != "" {
+				resp.header = http.Header{"Www-Authenticate": {ch}}
+			}
+			return nil, resp
+		}
+		return nil, h.internal("authenticating", err)
+	}
+	return g, nil
+}
+
+func (h *Handler) internal(what string, err error) *errorResponse {
+	id := newCorrelationID()
+	h.log.Error("graphql request failed", "during", what, "correlation_id", id, "error", err.Error())
+	r := refuse(CodeInternal, "internal error; correlation id %s", id)
+	r.Errors[0].Extensions["correlationId"] = id
+	return r
+}
+
+// tenantExists is the store's answer, remembered for known tenants for 30
+// s (unknown names are not cached, so they cannot grow the cache).
+func (h *Handler) tenantExists(ctx context.Context, t string) (bool, error) {
+	if !fhir.ValidTenant(t) {
+		return false, nil
+	}
+	now := time.Now()
+	h.tenantsMu.Lock()
+	until, ok := h.tenants[t]
+	h.tenantsMu.Unlock()
+	if ok && now.Before(until) {
+		return true, nil
+	}
+	exists, err := h.store.TenantExists(ctx, t)
+	if err != nil || !exists {
+		return false, err
+	}
+	h.tenantsMu.Lock()
+	h.tenants[t] = now.Add(30 * time.Second)
+	h.tenantsMu.Unlock()
+	return true, nil
+}
+
+// serveSubgraph runs one subgraph request of an authenticated caller.
+func (h *Handler) serveSubgraph(w http.ResponseWriter, r *http.Request, tenant string, g *smart.Grant) {
+	ctx := r.Context()
+	pol, err := h.authz.Policy(ctx, tenant, g)
+	if err != nil {
+		h.internal("making the request's policy", err).write(w)
+		return
+	}
+	rq := &request{
+		ctx: ctx, tenant: tenant, policy: pol, store: h.store, reg: h.reg, limits: &h.limits,
+		now: h.now(), byID: map[string]*loader[string, *fhir.Resource]{},
+	}
+	h.subgraph.ServeHTTP(w, r.WithContext(withRequest(ctx, rq)))
+}
