@@ -83,6 +83,7 @@ import (
 	"github.com/pulsewire/pulsewire/mappings/adt"
 	"github.com/pulsewire/pulsewire/mappings/hl7v2"
 	"github.com/pulsewire/pulsewire/server/adtin/seen"
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
 )
@@ -230,7 +231,8 @@ func (s *Service) Receive(ctx context.Context, tenant string, m *hl7v2.Message) 
 		return s.answer(tenant, m, &Outcome{Code: hl7v2.AckError, Event: res.Event,
 			Issues: []hl7v2.Issue{issueAt(m, "MSH", 10, hl7v2.ErrRequiredFieldMissing, "MSH-10 message control id is required")}})
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	// The message's writes are inbound ADT's (server/audit records them so).
+	ctx, cancel := context.WithTimeout(audit.WithPrincipal(ctx, audit.System("adt")), s.cfg.Timeout)
 	defer cancel()
 	key := seen.Key{Sender: sender(m), ControlID: res.ControlID}
 	digest := digestOf(m)

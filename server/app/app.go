@@ -30,6 +30,7 @@ import (
 	"github.com/pulsewire/pulsewire/conformance"
 	"github.com/pulsewire/pulsewire/conformance/validate"
 	"github.com/pulsewire/pulsewire/mappings/device"
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/ingest"
 	"github.com/pulsewire/pulsewire/server/ingest/tables"
@@ -75,6 +76,10 @@ type Config struct {
 	// Delivery is outbound ORU^R01 delivery (off unless destinations are
 	// configured).
 	Delivery DeliveryConfig
+
+	// Audit is the audit trail: writes and denials always, reads when
+	// Audit.Reads is set.
+	Audit AuditConfig
 }
 
 // App is a wired, running-capable server.
@@ -91,6 +96,7 @@ type App struct {
 	// statSources are the transports' counters, exported on /metrics.
 	statSources []statSource
 	adt         *adtWiring // nil when ADT is off
+	audit       *audit.Auditor
 }
 
 // OpenStore opens the store the config names and applies migrations.
@@ -152,8 +158,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			auth.close() // once built, a runner closes it
 		}
 	}()
+	aud, err := setupAudit(cfg, store, reg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	defer func() {
+		if !built {
+			_ = closeAudit(aud) // once built, Serve or Close closes it
+		}
+	}()
 
-	a := &App{cfg: cfg, store: store, log: cfg.Logger}
+	a := &App{cfg: cfg, store: store, log: cfg.Logger, audit: aud}
 	if auth != nil {
 		a.runners = append(a.runners, auth.runner())
 	}
@@ -172,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		PublicBaseURL: cfg.PublicBaseURL,
 	}
 	auth.restConfig(&restCfg)
+	restAudit(&restCfg, aud, cfg.Audit)
 	api := rest.New(restCfg)
 	api.Register(e)
 	auth.register(e)
@@ -231,6 +248,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			store.Close()
 			return nil, fmt.Errorf("registering %s metrics: %w", src.name, err)
 		}
+	}
+	if err := metrics.registry.Register(newAuditCollector(aud)); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("registering audit metrics: %w", err)
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{})))
 
@@ -307,10 +328,11 @@ func (a *App) Store() fhir.Store { return a.store }
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops
 // accepting connections, lets requests in flight finish (up to 15 s), stops
 // the ingestion transports (their in-flight readings finish and are
-// acknowledged; the rest stay with the broker) and the sweep, and closes the
-// store. A transport that stops on its own (e.g. its consumer cannot be
-// created) shuts the server down with its error, so that the process is
-// restarted rather than silently not ingesting.
+// acknowledged; the rest stay with the broker) and the sweep, commits the
+// queued audit records, and closes the store. A transport that stops on its
+// own (e.g. its consumer cannot be created) shuts the server down with its
+// error, so that the process is restarted rather than silently not
+// ingesting.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -359,6 +381,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bgcancel()
 	bg.Wait()
+	if cerr := closeAudit(a.audit); cerr != nil && err == nil {
+		err = cerr
+	}
 	if cerr := a.store.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -368,7 +393,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the store without serving (for commands that never Serve).
 func (a *App) Close() error {
 	a.closeRunners()
-	return a.store.Close()
+	aerr := closeAudit(a.audit)
+	return errors.Join(aerr, a.store.Close())
 }
 
 type httpMetrics struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pulsewire/pulsewire/adapters/redis"
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/kv"
@@ -244,14 +245,15 @@ func (w *authWiring) operator() echo.MiddlewareFunc {
 // tenant with a system/* scope (no granular restriction) that grants what
 // the method needs: read for GET, create or update otherwise. The routes
 // expose device payloads and change associations: no patient/ or user/
-// scope reaches them.
+// scope reaches them. Their writes are audited as the client's, or the
+// admin's.
 func (w *authWiring) operatorOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		r := c.Request()
 		if w.admin != "" {
 			if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") &&
 				subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(w.admin)) == 1 {
-				return next(c)
+				return next(withPrincipal(c, audit.Principal{Module: "admin", Address: c.RealIP()}))
 			}
 		}
 		g, err := w.smart.Authenticate(r, c.Param("tenant"))
@@ -268,11 +270,18 @@ func (w *authWiring) operatorOnly(next echo.HandlerFunc) echo.HandlerFunc {
 		scopes, _ := authz.ParseScopes(g.Scopes)
 		for _, s := range scopes {
 			if s.Context == authz.ContextSystem && s.Type == "*" && s.Query == nil && s.Perms&need != 0 {
-				return next(c)
+				return next(withPrincipal(c, audit.Principal{ClientID: g.ClientID, TokenID: g.TokenID, Address: c.RealIP()}))
 			}
 		}
 		return fhir.Errorf(fhir.KindForbidden, "the ingest operator routes need the admin token or a system/* scope")
 	}
+}
+
+// withPrincipal puts p in c's request context: the writes of the request
+// are audited as p's (server/audit).
+func withPrincipal(c *echo.Context, p audit.Principal) *echo.Context {
+	c.SetRequest(c.Request().WithContext(audit.WithPrincipal(c.Request().Context(), p)))
+	return c
 }
 
 // commitInvalidator is the resource store as the FHIR API sees it: after

@@ -15,10 +15,11 @@ type statSource struct {
 	stats func() any
 }
 
-// statsCollector exports each int64 field of a statSource's Stats as
+// statsCollector exports each integer field of a statSource's Stats as
 // pulsewire_ingest_<source>_<field>: counters, except fields named Max…,
-// which are gauges. Reflection keeps the adapters free of Prometheus and
-// the export in step with the fields they add.
+// which are gauges (newStatsCollectorAs names them otherwise). Reflection
+// keeps the adapters free of Prometheus and the export in step with the
+// fields they add.
 type statsCollector struct {
 	src   statSource
 	descs []*prometheus.Desc
@@ -27,24 +28,40 @@ type statsCollector struct {
 }
 
 func newStatsCollector(src statSource) *statsCollector {
+	return newStatsCollectorAs(src, "pulsewire_ingest_"+src.name+"_", src.name+" ingestion",
+		func(f reflect.StructField) bool { return strings.HasPrefix(f.Name, "Max") })
+}
+
+// newStatsCollectorAs exports src's integer fields as prefix<field>,
+// counters (ending in _total) except where gauge says so; help names the
+// module in the metrics' help.
+func newStatsCollectorAs(src statSource, prefix, help string, gauge func(reflect.StructField) bool) *statsCollector {
 	c := &statsCollector{src: src}
 	t := reflect.TypeOf(src.stats())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Type.Kind() != reflect.Int64 || !f.IsExported() {
+		if !isInteger(f.Type.Kind()) || !f.IsExported() {
 			continue
 		}
-		name, kind := "pulsewire_ingest_"+src.name+"_"+snake(f.Name), prometheus.CounterValue
-		if strings.HasPrefix(f.Name, "Max") {
+		name, kind := prefix+snake(f.Name), prometheus.CounterValue
+		if gauge(f) {
 			kind = prometheus.GaugeValue
 		} else {
 			name += "_total"
 		}
-		c.descs = append(c.descs, prometheus.NewDesc(name, src.name+" ingestion: "+f.Name+" (see the adapter's Stats)", nil, nil))
+		c.descs = append(c.descs, prometheus.NewDesc(name, help+": "+f.Name+" (see the module's Stats)", nil, nil))
 		c.kinds = append(c.kinds, kind)
 		c.index = append(c.index, i)
 	}
 	return c
+}
+
+func isInteger(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -56,7 +73,13 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	v := reflect.ValueOf(c.src.stats())
 	for i, d := range c.descs {
-		ch <- prometheus.MustNewConstMetric(d, c.kinds[i], float64(v.Field(c.index[i]).Int()))
+		f, n := v.Field(c.index[i]), 0.0
+		if f.CanInt() {
+			n = float64(f.Int())
+		} else {
+			n = float64(f.Uint())
+		}
+		ch <- prometheus.MustNewConstMetric(d, c.kinds[i], n)
 	}
 }
 

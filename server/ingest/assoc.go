@@ -177,6 +177,7 @@ type AssociationResult struct {
 // after it: a reassignment) and releases, in the same transaction, the
 // held readings its period takes.
 func (in *Ingestor) Associate(ctx context.Context, tenant string, a Association) (*AssociationResult, error) {
+	ctx = attributed(ctx)
 	dev := a.Device
 	if a.DeviceIdentifier != nil {
 		if a.DeviceIdentifier.System == "" || a.DeviceIdentifier.Value == "" {
@@ -327,6 +328,7 @@ func (in *Ingestor) release(ctx context.Context, tenant string, tx fhir.Tx, tb t
 // time an association now covers, in one transaction. It returns how many
 // became Observations.
 func (in *Ingestor) Release(ctx context.Context, tenant, dev string) (int, error) {
+	ctx = attributed(ctx)
 	var n int
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
 		if err := tx.Lock(ctx, DeviceLock(dev)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/pulsewire/pulsewire/mappings/device"
 	"github.com/pulsewire/pulsewire/mappings/fhirobs"
 	"github.com/pulsewire/pulsewire/mappings/vocab"
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/ingest/tables"
 	"github.com/pulsewire/pulsewire/server/search"
@@ -223,6 +224,7 @@ func (in *Ingestor) Ingest(ctx context.Context, tenant string, src Source, paylo
 // IngestBatch runs payloads through the pipeline in one transaction and
 // returns their results in order, after the commit.
 func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, payloads [][]byte) ([]Result, error) {
+	ctx = attributed(ctx)
 	ps := make([]prepared, len(payloads))
 	for i, pl := range payloads {
 		ps[i] = in.prepare(tenant, src, pl)
@@ -237,6 +239,16 @@ func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, 
 		return nil, err
 	}
 	return results, nil
+}
+
+// attributed returns ctx naming ingestion as the principal of the writes
+// made with it (server/audit records them so), unless the caller named
+// one (an operator's token, ADT releasing held readings).
+func attributed(ctx context.Context) context.Context {
+	if _, ok := audit.PrincipalFrom(ctx); ok {
+		return ctx
+	}
+	return audit.WithPrincipal(ctx, audit.System("ingest"))
 }
 
 // apply writes the outcome of prepared payloads inside one transaction.

@@ -38,6 +38,7 @@ func (in *Ingestor) DeadLetter(ctx context.Context, tenant, id string) (*tables.
 // replayed in the same transaction. When it still cannot be mapped, nothing
 // is written and the error is KindUnprocessable with the reason.
 func (in *Ingestor) Replay(ctx context.Context, tenant, id string) (Result, error) {
+	ctx = attributed(ctx)
 	dl, err := in.DeadLetter(ctx, tenant, id)
 	if err != nil {
 		return Result{}, err

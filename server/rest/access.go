@@ -185,7 +185,8 @@ func (x *access) authorizeDelete(ctx context.Context, rd fhir.Reader, tenant, ty
 
 // readChecked reads (vid 0) or vreads typ/id through rd, deciding read on
 // the type before the store is touched and, unless that is a plain permit,
-// on the resource after.
+// on the resource after. When the resource is denied it is returned with
+// the error, for the audit event to name its patient; never send it.
 func (x *access) readChecked(ctx context.Context, rd fhir.Reader, tenant, typ, id string, vid int64) (*fhir.Resource, error) {
 	d, err := x.decide(ctx, authz.ActionRead, typ, "")
 	if err != nil {
@@ -201,7 +202,7 @@ func (x *access) readChecked(ctx context.Context, rd fhir.Reader, tenant, typ, i
 	}
 	if !unrestricted(d) {
 		if err := x.check(ctx, authz.ActionRead, res); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	return res, nil

@@ -46,6 +46,14 @@ type Config struct {
 	// or neither: without them the API serves everyone (development only).
 	Auth       echo.MiddlewareFunc
 	Authorizer Authorizer
+
+	// Auditor records the AuditEvents of reads, searches and denials and
+	// puts each request's principal in its context for the store's audit
+	// write hook (see audit.go); nil audits nothing. AuditReads records
+	// every read, search, history and operation; without it only denials
+	// (and, through the hook, writes) are recorded.
+	Auditor    Auditor
+	AuditReads bool
 }
 
 // API is the FHIR REST API. Create it with New and mount it with Register.
@@ -59,6 +67,8 @@ type API struct {
 	publicURL string
 	auth      echo.MiddlewareFunc
 	az        Authorizer
+	aud       Auditor
+	audReads  bool // record reads, searches, history and operations too
 
 	tenantTTL time.Duration
 	tenantsMu sync.Mutex
@@ -79,6 +89,8 @@ func New(cfg Config) *API {
 		publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"),
 		auth:      cfg.Auth,
 		az:        cfg.Authorizer,
+		aud:       cfg.Auditor,
+		audReads:  cfg.AuditReads,
 		tenantTTL: 30 * time.Second,
 		tenants:   map[string]time.Time{},
 	}
@@ -103,10 +115,16 @@ func (a *API) Register(e *echo.Echo) {
 	mw := []echo.MiddlewareFunc{requestID, recoverPanic, a.tenantCheck}
 	// /metadata is public (the CapabilityStatement, like the SMART
 	// discovery documents server/smart serves); every other route
-	// authenticates after the tenant check.
+	// authenticates after the tenant check, and is audited (audit.go).
 	g.Add(http.MethodGet, "/metadata", a.metadata, mw...)
+	if a.aud != nil {
+		mw = append(mw, a.audited)
+	}
 	if a.auth != nil {
 		mw = append(mw, a.auth)
+		if a.aud != nil {
+			mw = append(mw, a.principal)
+		}
 	}
 	route := func(method, path string, h echo.HandlerFunc) { g.Add(method, path, h, mw...) }
 

@@ -58,6 +58,8 @@ type entryResult struct {
 	created bool
 	read    bool   // a GET: the resource is returned even with return=minimal
 	outcome []byte // batch: the OperationOutcome of a failed entry
+	matched bool   // a POST whose ifNoneExist found res: nothing written
+	patient string // a GET search: the patient its query names
 }
 
 // entryError marks the entry an error came from.
@@ -89,6 +91,7 @@ func (a *API) bundle(c *echo.Context) error {
 	if in.Type != "batch" && in.Type != "transaction" {
 		return fhir.Errorf(fhir.KindInvalid, "Bundle.type must be batch or transaction").At("Bundle.type")
 	}
+	c.Set(ctxBundleType, in.Type)
 	base := a.baseURL(c)
 	ops := make([]*op, len(in.Entry))
 	opErrs := make([]error, len(in.Entry))
@@ -109,8 +112,15 @@ func (a *API) bundle(c *echo.Context) error {
 		if err != nil {
 			return err
 		}
-	} else {
-		results = a.batch(c, base, ops, opErrs, acc)
+		// What the committed transaction disclosed: its reads, searches
+		// and matched conditional creates.
+		for _, o := range ops {
+			if err := a.recordEntry(c.Request().Context(), c.Param("tenant"), requestIDOf(c), o, results[o.i], nil); err != nil {
+				return err
+			}
+		}
+	} else if results, err = a.batch(c, base, ops, opErrs, acc); err != nil {
+		return err
 	}
 	out := newBundle(in.Type + "-response")
 	out.Entry = make([]*bundleEntry, len(results))
@@ -274,7 +284,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op, a
 					target[o.i] = newID()
 					mapFullURL(ids, o, target[o.i])
 				case 1:
-					results[o.i] = &entryResult{status: http.StatusOK, res: m[0]}
+					results[o.i] = &entryResult{status: http.StatusOK, res: m[0], matched: true}
 					mapFullURL(ids, o, m[0].ID)
 				default:
 					return &entryError{o.i, fhir.Errorf(fhir.KindPreconditionFailed, "ifNoneExist matches more than one resource").WithCode(fhir.IssueMultipleMatches)}
@@ -465,25 +475,29 @@ func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, b
 	return raw, false, nil
 }
 
-// getEntry runs a GET entry with rd: read, vread or search.
+// getEntry runs a GET entry with rd: read, vread or search. With an error
+// it returns a result naming only what the audit event of the entry needs
+// (the patient of the search, the denied resource): never send it.
 func (a *API) getEntry(ctx context.Context, rd fhir.Reader, tenant, base string, o *op, acc *access) (*entryResult, error) {
 	if o.search {
-		b, err := a.searchBundle(ctx, rd, tenant, base, o.typ, o.query, false, acc)
+		b, patient, err := a.searchBundle(ctx, rd, tenant, base, o.typ, o.query, false, acc)
 		if err != nil {
-			return nil, err
+			return &entryResult{patient: patient}, err
 		}
-		return &entryResult{status: http.StatusOK, body: b, read: true}, nil
+		return &entryResult{status: http.StatusOK, body: b, read: true, patient: patient}, nil
 	}
 	res, err := acc.readChecked(ctx, rd, tenant, o.typ, o.id, o.vid)
 	if err != nil {
-		return nil, err
+		return &entryResult{res: res}, err // res for the audit event only
 	}
 	return &entryResult{status: http.StatusOK, res: res, read: true}, nil
 }
 
 // batch runs each op on its own; a failed entry gets its status and
-// OperationOutcome in the response and does not affect the others.
-func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error, acc *access) []*entryResult {
+// OperationOutcome in the response and does not affect the others. Each
+// entry's read or denial is recorded (recordEntry); the error is a failure
+// to record, which fails the whole batch.
+func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error, acc *access) ([]*entryResult, error) {
 	ctx, tenant := c.Request().Context(), c.Param("tenant")
 	results := make([]*entryResult, len(ops))
 	for i, o := range ops {
@@ -491,6 +505,9 @@ func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error, acc
 		var r *entryResult
 		if err == nil {
 			r, err = a.batchEntry(ctx, tenant, base, o, acc)
+			if rerr := a.recordEntry(ctx, tenant, requestIDOf(c), o, r, err); rerr != nil {
+				return nil, rerr
+			}
 		}
 		if err != nil {
 			fe, status := asFHIRError(err)
@@ -503,7 +520,7 @@ func (a *API) batch(c *echo.Context, base string, ops []*op, opErrs []error, acc
 		}
 		results[i] = r
 	}
-	return results
+	return results, nil
 }
 
 func (a *API) batchEntry(ctx context.Context, tenant, base string, o *op, acc *access) (*entryResult, error) {
@@ -525,7 +542,7 @@ func (a *API) batchEntry(ctx context.Context, tenant, base string, o *op, acc *a
 			if err != nil {
 				return err
 			}
-			r = &entryResult{status: out.status(), res: out.res, created: out.created}
+			r = &entryResult{status: out.status(), res: out.res, created: out.created, matched: out.matched}
 			return nil
 		default: // PUT
 			var out writeOutcome

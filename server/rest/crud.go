@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
@@ -169,6 +170,7 @@ func (a *API) conditionalMatches(ctx context.Context, tx fhir.Tx, tenant, typ st
 type writeOutcome struct {
 	res     *fhir.Resource
 	created bool // a new resource (201)
+	matched bool // no write: If-None-Exist found res
 }
 
 func (w writeOutcome) status() int {
@@ -189,7 +191,7 @@ func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepar
 		switch len(m) {
 		case 0:
 		case 1:
-			return writeOutcome{res: m[0]}, nil
+			return writeOutcome{res: m[0], matched: true}, nil
 		default:
 			return writeOutcome{}, fhir.Errorf(fhir.KindPreconditionFailed, "If-None-Exist matches more than one resource").WithCode(fhir.IssueMultipleMatches)
 		}
@@ -294,12 +296,23 @@ func (a *API) write(c *echo.Context, fn func(ctx context.Context, tx fhir.Tx, te
 	if err != nil {
 		return err
 	}
+	if out.matched {
+		// Nothing was written, but the match goes out: a search.
+		ev := audit.Event{Interaction: audit.Search, Type: out.res.Type, Resource: out.res,
+			Query: strings.TrimPrefix(c.Request().Header.Get("If-None-Exist"), "?")}
+		if err := a.recordRequest(c, ev, nil); err != nil {
+			return err
+		}
+	}
 	return a.writeResult(c, out.res, out.status(), out.created)
 }
 
 func (a *API) update(c *echo.Context) error {
 	typ, id := c.Param("type"), c.Param("id")
 	if err := a.checkType(typ); err != nil {
+		return err
+	}
+	if err := refuseAuditEventWrite(c, typ); err != nil {
 		return err
 	}
 	if err := checkURLID(id); err != nil {
@@ -347,6 +360,9 @@ func (a *API) conditionalUpdate(c *echo.Context) error {
 	if err := a.checkType(typ); err != nil {
 		return err
 	}
+	if err := refuseAuditEventWrite(c, typ); err != nil {
+		return err
+	}
 	cond, err := conditionValues(c.Request().URL.RawQuery, "conditional update")
 	if err != nil {
 		return err
@@ -377,7 +393,7 @@ func (a *API) read(c *echo.Context) error {
 		return err
 	}
 	res, err := acc.readChecked(c.Request().Context(), a.store, c.Param("tenant"), typ, id, 0)
-	if err != nil {
+	if err := a.recordRequest(c, audit.Event{Interaction: audit.Read, Type: typ, ID: id, Resource: res}, err); err != nil {
 		return err
 	}
 	return a.sendResource(c, res)
@@ -400,7 +416,7 @@ func (a *API) vread(c *echo.Context) error {
 		return err
 	}
 	res, err := acc.readChecked(c.Request().Context(), a.store, c.Param("tenant"), typ, id, vid)
-	if err != nil {
+	if err := a.recordRequest(c, audit.Event{Interaction: audit.VRead, Type: typ, ID: id, Version: vid, Resource: res}, err); err != nil {
 		return err
 	}
 	return a.sendResource(c, res)
@@ -430,6 +446,9 @@ func (a *API) sendResource(c *echo.Context, res *fhir.Resource) error {
 func (a *API) delete(c *echo.Context) error {
 	typ, id := c.Param("type"), c.Param("id")
 	if err := a.checkType(typ); err != nil {
+		return err
+	}
+	if err := refuseAuditEventWrite(c, typ); err != nil {
 		return err
 	}
 	if err := checkURLID(id); err != nil {

@@ -24,9 +24,15 @@
 // path). A denial is 403 forbidden with the reason code in the issue's
 // details; a missing or invalid token is 401 with WWW-Authenticate.
 //
+// Audit: with Config.Auditor set (server/app always sets it), reads,
+// searches, history, $lastn, every denial and every 401 are recorded as
+// AuditEvents before the response is written, and every request carries
+// its principal for the store's audit write hook (audit.go says how).
+//
 // rest imports server/fhir, server/search, server/authz (the decision's
 // request and result types), server/smart (the grant of the token check),
-// echo and the standard library; it never imports adapters/ (the store,
+// server/audit (the event and principal types), echo and the standard
+// library; it never imports adapters/ (the store,
 // validator, token check and decision are injected through Config).
 // server/app wires it.
 //

@@ -42,6 +42,9 @@ var statusOf = map[fhir.Kind]int{
 // and its HTTP status. It is the single translation of errors for this API:
 // the HTTP error handler and batch/transaction entries both use it.
 func asFHIRError(err error) (*fhir.Error, int) {
+	if errors.Is(err, errAppendOnly) {
+		return errAppendOnly, http.StatusMethodNotAllowed
+	}
 	var fe *fhir.Error
 	if errors.As(err, &fe) {
 		st, ok := statusOf[fe.Kind]

@@ -67,6 +67,7 @@ func (s *syncBuffer) String() string {
 type serverOpts struct {
 	wrap    func(fhir.Store) fhir.Store
 	maxBody int64
+	auditor rest.Auditor // records reads too
 }
 
 func newServer(t *testing.T, opts ...func(*serverOpts)) *testServer {
@@ -95,6 +96,8 @@ func newServer(t *testing.T, opts ...func(*serverOpts)) *testServer {
 			return json.Marshal(map[string]any{"resourceType": "CapabilityStatement", "status": "active", "implementation": map[string]string{"url": base}})
 		},
 		MaxBodyBytes: o.maxBody,
+		Auditor:      o.auditor,
+		AuditReads:   o.auditor != nil,
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	e := echo.New()

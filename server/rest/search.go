@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/authz"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
@@ -195,8 +196,9 @@ func (a *API) searchType(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := a.searchBundle(c.Request().Context(), a.store, c.Param("tenant"), a.baseURL(c), typ, params, strict, acc)
-	if err != nil {
+	b, patient, err := a.searchBundle(c.Request().Context(), a.store, c.Param("tenant"), a.baseURL(c), typ, params, strict, acc)
+	ev := audit.Event{Interaction: audit.Search, Type: typ, Query: searchQuery(c, params), Patient: patient}
+	if err := a.recordRequest(c, ev, err); err != nil {
 		return err
 	}
 	// Blob copies b into the response before it returns.
@@ -229,34 +231,36 @@ func (a *API) requestParams(c *echo.Context) (url.Values, error) {
 }
 
 // searchBundle runs a search with rd (the store, or a transaction) and
-// returns the searchset Bundle. Under acc, the search is decided for the
-// patient the query names, narrowed, and its matches and included
+// returns the searchset Bundle, and the patient the query names ("" when
+// none; also with an error, for the audit event). Under acc, the search is
+// decided for that patient, narrowed, and its matches and included
 // resources filtered; the total is left out unless the narrowing is exact.
-func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, typ string, params url.Values, strict bool, acc *access) ([]byte, error) {
+func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, typ string, params url.Values, strict bool, acc *access) (_ []byte, patient string, _ error) {
 	q, ignored, err := a.reg.Parse(typ, params, search.ParseOptions{Strict: strict})
 	if err != nil {
-		return nil, clientError(err, "parsing search")
+		return nil, "", clientError(err, "parsing search")
 	}
-	d, err := acc.decide(ctx, authz.ActionSearch, typ, authz.QueryPatient(q))
+	patient = authz.QueryPatient(q)
+	d, err := acc.decide(ctx, authz.ActionSearch, typ, patient)
 	if err != nil {
-		return nil, err
+		return nil, patient, err
 	}
 	exact := narrow(d, q)
 	res, err := rd.Search(ctx, tenant, q)
 	if err != nil {
-		return nil, clientError(err, "searching")
+		return nil, patient, clientError(err, "searching")
 	}
 	if !unrestricted(d) {
 		matched := len(res.Resources)
 		if res.Resources, err = acc.filter(ctx, authz.ActionSearch, res.Resources); err != nil {
-			return nil, err
+			return nil, patient, err
 		}
 		exact = exact && len(res.Resources) == matched
 	}
 	// Included resources are reads of whatever they are, whatever the
 	// decision on the searched type.
 	if res.Included, err = acc.filter(ctx, authz.ActionRead, res.Included); err != nil {
-		return nil, err
+		return nil, patient, err
 	}
 	b := newBundle("searchset")
 	if res.Total >= 0 && exact {
@@ -276,14 +280,14 @@ func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, ty
 		for _, r := range res.Resources {
 			e, err := searchEntry(base, r, "match", q)
 			if err != nil {
-				return nil, err
+				return nil, patient, err
 			}
 			b.Entry = append(b.Entry, e)
 		}
 		for _, r := range res.Included {
 			e, err := searchEntry(base, r, "include", q)
 			if err != nil {
-				return nil, err
+				return nil, patient, err
 			}
 			b.Entry = append(b.Entry, e)
 		}
@@ -300,7 +304,8 @@ func (a *API) searchBundle(ctx context.Context, rd fhir.Reader, tenant, base, ty
 		}}})
 		b.Entry = append(b.Entry, &bundleEntry{Resource: oo, Search: &entrySearch{Mode: "outcome"}})
 	}
-	return b.encodeTo(getBuf())
+	out, err := b.encodeTo(getBuf())
+	return out, patient, err
 }
 
 // bufPool holds response buffers of searches (a page of resources, some
@@ -430,27 +435,21 @@ func (a *API) history(c *echo.Context, typ, id string) error {
 	if id != "" {
 		act = authz.ActionHistoryInstance
 	}
-	d, err := acc.decide(ctx, act, typ, "")
-	if err != nil {
+	res, err := a.historyOf(ctx, tenant, hq, acc, act)
+	ev := audit.Event{Interaction: audit.History, Type: typ, ID: id, Query: c.Request().URL.RawQuery}
+	if typ == "Patient" && id != "" {
+		ev.Patient = id
+	} else if id != "" && res != nil {
+		// The instance's patient, from a version with a body.
+		for _, v := range res.Versions {
+			if !v.Deleted {
+				ev.Resource = v
+				break
+			}
+		}
+	}
+	if err := a.recordRequest(c, ev, err); err != nil {
 		return err
-	}
-	res, err := a.store.History(ctx, tenant, hq)
-	if err != nil {
-		return clientError(err, "reading history")
-	}
-	if id != "" && len(res.Versions) == 0 && hq.Offset == 0 {
-		// Distinguish "no versions in range" from "no such resource".
-		if _, err := a.store.Read(ctx, tenant, typ, id); fhir.IsKind(err, fhir.KindNotFound) {
-			return err
-		}
-	}
-	if !unrestricted(d) {
-		// Versions the caller may not see (another patient's, a deleted
-		// version under a narrowed permit) are left out; so is the total.
-		if res.Versions, err = acc.filter(ctx, act, res.Versions); err != nil {
-			return err
-		}
-		res.Total = -1
 	}
 	base := a.baseURL(c)
 	self := base
@@ -487,6 +486,34 @@ func (a *API) history(c *echo.Context, typ, id string) error {
 		return fhir.Errorf(fhir.KindInternal, "encoding history").Wrap(err)
 	}
 	return c.Blob(http.StatusOK, contentType, out)
+}
+
+// historyOf decides act (history or instance history) and returns the
+// versions hq asks for that the caller may see.
+func (a *API) historyOf(ctx context.Context, tenant string, hq *fhir.HistoryQuery, acc *access, act authz.Action) (*fhir.HistoryResult, error) {
+	d, err := acc.decide(ctx, act, hq.Type, "")
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.store.History(ctx, tenant, hq)
+	if err != nil {
+		return nil, clientError(err, "reading history")
+	}
+	if hq.ID != "" && len(res.Versions) == 0 && hq.Offset == 0 {
+		// Distinguish "no versions in range" from "no such resource".
+		if _, err := a.store.Read(ctx, tenant, hq.Type, hq.ID); fhir.IsKind(err, fhir.KindNotFound) {
+			return nil, err
+		}
+	}
+	if !unrestricted(d) {
+		// Versions the caller may not see (another patient's, a deleted
+		// version under a narrowed permit) are left out; so is the total.
+		if res.Versions, err = acc.filter(ctx, act, res.Versions); err != nil {
+			return nil, err
+		}
+		res.Total = -1
+	}
+	return res, nil
 }
 
 func historyEntry(base string, v *fhir.Resource) *bundleEntry {
@@ -534,6 +561,10 @@ func (a *API) lastN(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	raw := url.Values{}
+	for k, v := range params {
+		raw[k] = v
+	}
 	n := 1
 	if s := params.Get("max"); s != "" {
 		if n, err = strconv.Atoi(s); err != nil || n < 1 {
@@ -558,19 +589,11 @@ func (a *API) lastN(c *echo.Context) error {
 	// a search. When the narrowing is not exact, a code may show fewer
 	// than max Observations (the newest ones were filtered out after the
 	// store picked them).
-	d, err := acc.decide(ctx, authz.ActionOperation, "Observation", authz.QueryPatient(q))
-	if err != nil {
+	patient := authz.QueryPatient(q)
+	rs, err := a.lastNOf(ctx, tenant, q, n, patient, acc)
+	ev := audit.Event{Interaction: audit.Operation, Operation: "$lastn", Type: "Observation", Query: searchQuery(c, raw), Patient: patient}
+	if err := a.recordRequest(c, ev, err); err != nil {
 		return err
-	}
-	narrow(d, q)
-	rs, err := a.store.LastN(ctx, tenant, q, n)
-	if err != nil {
-		return clientError(err, "running $lastn")
-	}
-	if !unrestricted(d) {
-		if rs, err = acc.filter(ctx, authz.ActionOperation, rs); err != nil {
-			return err
-		}
 	}
 	base := a.baseURL(c)
 	b := newBundle("searchset")
@@ -597,4 +620,25 @@ func (a *API) lastN(c *echo.Context) error {
 		return fhir.Errorf(fhir.KindInternal, "encoding $lastn").Wrap(err)
 	}
 	return c.Blob(http.StatusOK, contentType, out)
+}
+
+// lastNOf decides $lastn for patient (the one the query names, or ""),
+// narrows q and returns what the caller may see of the newest n
+// Observations per code.
+func (a *API) lastNOf(ctx context.Context, tenant string, q *fhir.Query, n int, patient string, acc *access) ([]*fhir.Resource, error) {
+	d, err := acc.decide(ctx, authz.ActionOperation, "Observation", patient)
+	if err != nil {
+		return nil, err
+	}
+	narrow(d, q)
+	rs, err := a.store.LastN(ctx, tenant, q, n)
+	if err != nil {
+		return nil, clientError(err, "running $lastn")
+	}
+	if !unrestricted(d) {
+		if rs, err = acc.filter(ctx, authz.ActionOperation, rs); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
 }

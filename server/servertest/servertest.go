@@ -81,6 +81,21 @@ func WithMQTT(m app.MQTTConfig) Option { return func(c *app.Config) { c.MQTT = m
 // WithNATS turns on NATS JetStream ingestion (see app.NATSConfig).
 func WithNATS(n app.NATSConfig) Option { return func(c *app.Config) { c.NATS = n } }
 
+// WithAuditReads sets whether reads, searches, history and operations are
+// audited (app.AuditConfig.Reads; on by default, as pulsewire serve runs).
+func WithAuditReads(on bool) Option { return func(c *app.Config) { c.Audit.Reads = on } }
+
+// FlushAudit waits until the audit records of every request answered so
+// far are committed (reads are recorded shortly after their response).
+func (s *Server) FlushAudit(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.App.Auditor().Flush(ctx); err != nil {
+		t.Fatalf("flushing the audit trail: %v", err)
+	}
+}
+
 // WithSweep sets the held-reading sweep interval (negative: off).
 func WithSweep(d time.Duration) Option { return func(c *app.Config) { c.SweepInterval = d } }
 
@@ -122,7 +137,8 @@ func (s *Server) WaitIngestReady(t testing.TB, timeout time.Duration) {
 var Tenants = []string{"acme", "globex"}
 
 // Start starts a server on an empty store in t.TempDir and stops it when the
-// test ends. Authorization is off unless WithAuth is given.
+// test ends. Authorization is off unless WithAuth is given; reads are
+// audited unless WithAuditReads(false) is given.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := app.Config{
@@ -130,6 +146,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Tenants: Tenants,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Auth:    app.AuthConfig{Mode: app.AuthOff},
+		Audit:   app.AuditConfig{Reads: true},
 	}
 	for _, o := range opts {
 		o(&cfg)

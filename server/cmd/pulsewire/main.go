@@ -171,6 +171,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := authFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
+	auditReads, err := strconv.ParseBool(env(getenv, "PULSEWIRE_AUDIT_READS", "true"))
+	if err != nil {
+		return fmt.Errorf("PULSEWIRE_AUDIT_READS: %w", err)
+	}
+	fs.BoolVar(&cfg.Audit.Reads, "audit-reads", auditReads,
+		"record an AuditEvent for every read, search, history and $lastn; false leaves only writes, denials and 401s audited (env PULSEWIRE_AUDIT_READS)")
 	fs.StringVar(&cfg.TemplatesDir, "templates", getenv("PULSEWIRE_TEMPLATES"),
 		"directory of device mapping templates (JSON) laid over the built-in ones (env PULSEWIRE_TEMPLATES)")
 	reload, err := durationEnv(getenv, "PULSEWIRE_TEMPLATES_RELOAD", 5*time.Second)
