@@ -466,6 +466,15 @@ type errorResponse struct {
 	Errors []responseError `json:"errors"`
 }
 
+// code is the first error's extensions.code ("" when it has none).
+func (r *errorResponse) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
 type responseError struct {
 	Message    string         `json:"message"`
 	Extensions map[string]any `json:"extensions,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/pulsewire/pulsewire/graph/internal/exec"
+	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/search"
 	"github.com/pulsewire/pulsewire/server/smart"
@@ -58,9 +60,20 @@ type Config struct {
 
 	Limits Limits
 	Logger *slog.Logger
+	// Auditor, when set, records one AuditEvent per request (operation
+	// "graphql", outcome, principal from the token) before any data is
+	// sent; a request whose event cannot be recorded is refused. REST
+	// records per resource; a GraphQL request reads many, and its event
+	// names the operation, not each resource.
+	Auditor Auditor
 	// Now is the clock (which device associations are current); nil:
 	// time.Now.
 	Now func() time.Time
+}
+
+// Auditor records audit events (*audit.Auditor).
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event) error
 }
 
 // Handler is the GraphQL API: the gateway and the pulsewire subgraph.
@@ -75,6 +88,7 @@ type Handler struct {
 	now      func() time.Time
 	subgraph *handler.Server
 	gw       *gateway
+	auditor  Auditor
 	cancel   context.CancelFunc
 
 	tenantsMu sync.Mutex
@@ -88,7 +102,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		store: cfg.Store, reg: cfg.Registry, auth: cfg.Auth, authz: cfg.Authorizer,
-		limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now,
+		limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now, auditor: cfg.Auditor,
 		tenants: map[string]time.Time{},
 	}
 	if h.log == nil {
@@ -182,6 +196,9 @@ func (h *Handler) Register(e *echo.Echo) {
 // ServeGateway serves one gateway request for tenant.
 func (h *Handler) ServeGateway(w http.ResponseWriter, r *http.Request, tenant string) {
 	g, refused := h.admit(r, tenant)
+	if !h.audit(w, r, tenant, g, refused) {
+		return
+	}
 	if refused != nil {
 		refused.write(w)
 		return
@@ -189,11 +206,40 @@ func (h *Handler) ServeGateway(w http.ResponseWriter, r *http.Request, tenant st
 	h.gw.serve(w, r, tenant, g)
 }
 
+// audit records the request's event (see Config.Auditor); false when it
+// could not, and the request was answered with an error.
+func (h *Handler) audit(w http.ResponseWriter, r *http.Request, tenant string, g *smart.Grant, refused *errorResponse) bool {
+	if h.auditor == nil || tenant == "" {
+		return true
+	}
+	p := audit.Principal{Module: "anonymous", Address: r.RemoteAddr}
+	if g != nil {
+		p = audit.Principal{ClientID: g.ClientID, FHIRUser: g.FHIRUser, Subject: g.Subject, TokenID: g.TokenID, Address: r.RemoteAddr}
+	} else if refused != nil {
+		p.Module = "unknown"
+	}
+	if host, _, err := net.SplitHostPort(p.Address); err == nil {
+		p.Address = host
+	}
+	e := audit.Event{Tenant: tenant, Principal: p, Interaction: audit.Operation, Operation: "graphql", Outcome: audit.OutcomeSuccess}
+	if refused != nil {
+		e.Outcome, e.Reason = audit.OutcomeMinor, refused.code()
+	}
+	if err := h.auditor.Record(r.Context(), e); err != nil {
+		h.internal("recording the audit event", err).write(w)
+		return false
+	}
+	return true
+}
+
 // ServeSubgraph serves one request of the pulsewire subgraph for tenant,
 // authenticated like any other (outside routers forward the caller's
 // Authorization header).
 func (h *Handler) ServeSubgraph(w http.ResponseWriter, r *http.Request, tenant string) {
 	g, refused := h.admit(r, tenant)
+	if !h.audit(w, r, tenant, g, refused) {
+		return
+	}
 	if refused != nil {
 		refused.write(w)
 		return

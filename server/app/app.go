@@ -80,6 +80,10 @@ type Config struct {
 	// Audit is the audit trail: writes and denials always, reads when
 	// Audit.Reads is set.
 	Audit AuditConfig
+
+	// GraphQL is the GraphQL API (graph/): the federation gateway and our
+	// subgraph, always on, with the same authorization as REST.
+	GraphQL GraphQLConfig
 }
 
 // App is a wired, running-capable server.
@@ -192,6 +196,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	api := rest.New(restCfg)
 	api.Register(e)
 	auth.register(e)
+	if err := a.setupGraphQL(e, store, reg, auth, aud); err != nil {
+		a.closeRunners()
+		store.Close()
+		return nil, err
+	}
 
 	// Device ingestion (server/ingest), on the built-in templates. Its
 	// routes share the FHIR API's error handler (OperationOutcome).

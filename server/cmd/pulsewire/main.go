@@ -171,6 +171,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := authFlags(fs, &cfg, getenv); err != nil {
 		return err
 	}
+	applyGraphQL, err := graphqlFlags(fs, &cfg, getenv)
+	if err != nil {
+		return err
+	}
 	auditReads, err := strconv.ParseBool(env(getenv, "PULSEWIRE_AUDIT_READS", "true"))
 	if err != nil {
 		return fmt.Errorf("PULSEWIRE_AUDIT_READS: %w", err)
@@ -186,6 +190,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.TemplatesReload, "templates-reload", reload,
 		"how often the templates directory is checked for changes; 0: never (env PULSEWIRE_TEMPLATES_RELOAD)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyGraphQL(); err != nil {
 		return err
 	}
 	cfg.MaxBodyBytes = *maxBody
