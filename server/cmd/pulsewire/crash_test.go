@@ -31,58 +31,6 @@ import (
 	"github.com/pulsewire/pulsewire/server/servertest"
 )
 
-// crashProc is the pulsewire binary running as a child process.
-type crashProc struct {
-	t    *testing.T
-	bin  string
-	env  []string
-	logf *os.File
-	url  string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	runs int
-}
-
-func (p *crashProc) start() {
-	p.t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(p.bin, "serve")
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = p.logf, p.logf
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("starting pulsewire: %v", err)
-	}
-	p.cmd = cmd
-	p.runs++
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("pulsewire (run %d) not ready after 30 s; see %s", p.runs, p.logf.Name())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (p *crashProc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill() // SIGKILL
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
 // TestCrashLosesNothing is issue 3's crash proof: readings stream in over
 // HTTP batches, MQTT QoS 1 and NATS JetStream while the server is killed
 // with SIGKILL twice and restarted; afterwards every reading the server
@@ -128,11 +76,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "pulsewire")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPulsewire(t)
 	logf("binary built")
 
 	var rb [5]byte
@@ -140,12 +84,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	u := hex.EncodeToString(rb[:])
 	prefix, root, stream := "pwc"+u, "pwc"+u, "PWC_"+u
 	js := servertest.JetStream(t, stream)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeLoopbackAddr(t)
 	env := append(os.Environ(),
 		"PULSEWIRE_ADDR="+addr, "PULSEWIRE_POSTGRES_DSN="+dsn, "PULSEWIRE_TENANTS=acme",
 		"PULSEWIRE_ACCESS_LOG=false", "PULSEWIRE_AUTH=off", "PULSEWIRE_LOG_LEVEL="+cmp.Or(os.Getenv("PULSEWIRE_CRASH_LOG_LEVEL"), "warn"),
@@ -155,40 +94,15 @@ func TestCrashLosesNothing(t *testing.T) {
 		"PULSEWIRE_NATS_SUBJECT="+root+".*.devices.*.readings", "PULSEWIRE_NATS_DURABLE=ingest",
 		"PULSEWIRE_NATS_CREATE_STREAM=true",
 	)
-	// The device key comes from the CLI, on the same schema.
-	keyCmd := exec.Command(bin, "device-key", "add", "--tenant", "acme")
-	keyCmd.Env = env
-	// The tenant must exist first: migrate and register it.
-	for _, args := range [][]string{{"migrate"}, {"tenant", "add", "acme"}} {
-		c := exec.Command(bin, args...)
-		c.Env = env
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("pulsewire %v: %v\n%s", args, err, out)
-		}
-	}
-	out, err := keyCmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("device-key add: %v\n%s", err, out)
-	}
+	// The device key comes from the CLI, on the same schema. The tenant
+	// must exist first: migrate and register it.
+	pulsewireCLI(t, bin, env, "migrate")
+	pulsewireCLI(t, bin, env, "tenant", "add", "acme")
+	out := pulsewireCLI(t, bin, env, "device-key", "add", "--tenant", "acme")
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	key := strings.TrimSpace(lines[len(lines)-1])
 
-	lf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &crashProc{t: t, bin: bin, env: env, logf: lf, url: "http://" + addr}
-	t.Cleanup(func() {
-		p.kill()
-		lf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(lf.Name())
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("server log tail:\n%s", b)
-		}
-	})
+	p := newCrashProc(t, bin, env, addr, dir)
 	p.start()
 	logf("server up (run 1)")
 
