@@ -215,7 +215,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			store.Close()
 			return nil, err
 		}
-		a.ingest = ingest.New(ingest.Config{Store: ts, Registry: reg, Templates: set})
+		ic := ingest.Config{Store: ts, Registry: reg, Templates: set}
+		if aud != nil {
+			ic.Audit = aud
+		}
+		a.ingest = ingest.New(ic)
 		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes, Operator: auth.operator()})
 		if err := a.setupTransports(ctx); err != nil {
 			a.closeRunners()

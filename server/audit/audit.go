@@ -153,6 +153,17 @@ type Event struct {
 	// message (authz.Reason, an OperationOutcome issue code).
 	Reason    string
 	RequestID string // X-Request-Id, to correlate with access logs
+	// More are further resources of the same interaction, recorded in the
+	// same event (a batch of writes: see Collect); their patients are listed
+	// with Patient's.
+	More []Entity
+}
+
+// Entity is one more resource (version) an event is about.
+type Entity struct {
+	Type, ID string
+	Version  int64
+	Patient  string // its patient's id, "" when none
 }
 
 // check validates what a caller gave; its errors are programming errors.

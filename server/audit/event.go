@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -223,10 +224,24 @@ func (a *Auditor) build(e *Event, recorded time.Time) (*chain.Event, error) {
 		w.coding(coding{sysObjectRole, "4", "Domain Resource"})
 		w.raw(`}`)
 	}
-	if e.Patient != "" {
+	for _, m := range e.More {
 		entity()
 		w.raw(`{"what":{"reference":`)
-		w.str("Patient/" + e.Patient)
+		ref := m.Type + "/" + m.ID
+		if m.Version > 0 && (action == ActionCreate || action == ActionUpdate || action == ActionDelete) {
+			ref += "/_history/" + itoa(m.Version)
+		}
+		w.str(ref)
+		w.raw(`},"type":`)
+		w.coding(coding{sysEntityType, "2", "System Object"})
+		w.raw(`,"role":`)
+		w.coding(coding{sysObjectRole, "4", "Domain Resource"})
+		w.raw(`}`)
+	}
+	for _, p := range e.patients() {
+		entity()
+		w.raw(`{"what":{"reference":`)
+		w.str("Patient/" + p)
 		w.raw(`},"type":`)
 		w.coding(coding{sysEntityType, "1", "Person"})
 		w.raw(`,"role":`)
@@ -285,6 +300,20 @@ func (a *Auditor) build(e *Event, recorded time.Time) (*chain.Event, error) {
 	return &chain.Event{ID: id, LastUpdated: recorded, Prefix: prefix, Suffix: suffix, Index: index}, nil
 }
 
+// patients returns the distinct patients of e: Patient's, then More's.
+func (e *Event) patients() []string {
+	var out []string
+	if e.Patient != "" {
+		out = append(out, e.Patient)
+	}
+	for _, m := range e.More {
+		if m.Patient != "" && !slices.Contains(out, m.Patient) {
+			out = append(out, m.Patient)
+		}
+	}
+	return out
+}
+
 // indexOf returns the search index entries of the AuditEvent build writes
 // for e, as search.Registry.Extract would find them in its body (same
 // parameters in code order, values in document order, no duplicates)
@@ -293,6 +322,9 @@ func (a *Auditor) build(e *Event, recorded time.Time) (*chain.Event, error) {
 // is false when a reference is not a plain relative "Type/id", which the
 // registry resolves by rules not repeated here.
 func indexOf(e *Event, action Action, recorded time.Time, dataRef string) (out []fhir.IndexEntry, ok bool) {
+	if len(e.More) > 0 {
+		return nil, false // a batch event: rare enough for the registry's extraction
+	}
 	p := e.Principal
 	var userType, userID string
 	if p.FHIRUser != "" {

@@ -38,6 +38,7 @@ func (a *Auditor) Hook() fhir.WriteHook {
 			return errNoChain
 		}
 		ev := Event{Tenant: c.Tenant, Type: r.Type, ID: r.ID, Version: r.VersionID}
+		b, batched := ctx.Value(batchKey{}).(*batch)
 		switch {
 		case r.Deleted:
 			ev.Interaction = Delete
@@ -65,6 +66,10 @@ func (a *Auditor) Hook() fhir.WriteHook {
 		if err := ev.check(); err != nil {
 			return err
 		}
+		if batched {
+			b.events = append(b.events, ev)
+			return nil
+		}
 		ce, err := a.build(&ev, a.now())
 		if err != nil {
 			return err
@@ -88,7 +93,7 @@ func (a *Auditor) patientOf(typ, id string, body []byte) string {
 	if body == nil {
 		return ""
 	}
-	entries, err := a.reg.Extract(typ, body)
+	entries, err := a.reg.ExtractOnly(typ, body, "patient", "subject")
 	if err != nil {
 		return ""
 	}
@@ -98,4 +103,66 @@ func (a *Auditor) patientOf(typ, id string, body []byte) string {
 		}
 	}
 	return ""
+}
+
+type batchKey struct{}
+
+// batch collects the write events of one transaction (see Collect).
+type batch struct{ events []Event }
+
+// Collect returns a context under which the hook collects the events of the
+// writes made with it instead of appending one AuditEvent per write; the
+// caller then appends them, still inside the transaction, with
+// (*Auditor).FlushBatch: one AuditEvent per interaction and principal,
+// listing every resource version and patient. Device ingestion writes
+// hundreds of resources per transaction, and an AuditEvent each would cost
+// more than the data. Call it inside the transaction function, so that a
+// retried transaction starts with an empty batch.
+func Collect(ctx context.Context) context.Context {
+	return context.WithValue(ctx, batchKey{}, &batch{})
+}
+
+// FlushBatch appends the events collected under ctx (see Collect) in tx, and
+// empties the collection. Without a batch in ctx it does nothing.
+func (a *Auditor) FlushBatch(ctx context.Context, tx fhir.Tx) error {
+	b, ok := ctx.Value(batchKey{}).(*batch)
+	if !ok || len(b.events) == 0 {
+		return nil
+	}
+	app, ok := tx.(chain.Appender)
+	if !ok {
+		return errNoChain
+	}
+	type groupKey struct {
+		interaction Interaction
+		principal   Principal
+		tenant      string
+	}
+	var order []groupKey
+	groups := map[groupKey]*Event{}
+	for _, ev := range b.events {
+		k := groupKey{ev.Interaction, ev.Principal, ev.Tenant}
+		g := groups[k]
+		if g == nil {
+			e := ev
+			groups[k], order = &e, append(order, k)
+			continue
+		}
+		g.More = append(g.More, Entity{Type: ev.Type, ID: ev.ID, Version: ev.Version, Patient: ev.Patient})
+	}
+	b.events = b.events[:0]
+	now := a.now()
+	out := make([]*chain.Event, 0, len(order))
+	for _, k := range order {
+		ce, err := a.build(groups[k], now)
+		if err != nil {
+			return err
+		}
+		out = append(out, ce)
+	}
+	if err := app.AppendAudit(ctx, out); err != nil {
+		return err
+	}
+	a.stats.written.Add(uint64(len(out)))
+	return nil
 }

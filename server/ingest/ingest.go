@@ -65,8 +65,19 @@ type Config struct {
 	Store     tables.Store
 	Registry  *search.Registry
 	Templates *device.Set
+	// Audit, when set, records each batch's writes as one AuditEvent per
+	// principal and interaction (audit.Collect) instead of one per
+	// resource; *audit.Auditor. Without it the store's audit hook, if any,
+	// records each write.
+	Audit BatchAuditor
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+}
+
+// BatchAuditor appends the audit events collected under a context
+// (audit.Collect) inside a transaction.
+type BatchAuditor interface {
+	FlushBatch(ctx context.Context, tx fhir.Tx) error
 }
 
 // Ingestor runs the pipeline. It is safe for concurrent use.
@@ -75,6 +86,7 @@ type Ingestor struct {
 	reg   *search.Registry
 	tpl   *device.Set
 	now   func() time.Time
+	audit BatchAuditor // nil: per-write events (the store's hook)
 
 	// held lists the tenants for which this Ingestor has held a reading
 	// (or replayed one), so that the sweep covers them even when they are
@@ -100,7 +112,7 @@ func New(cfg Config) *Ingestor {
 	if now == nil {
 		now = time.Now
 	}
-	return &Ingestor{store: cfg.Store, reg: cfg.Registry, tpl: cfg.Templates, now: now}
+	return &Ingestor{store: cfg.Store, reg: cfg.Registry, tpl: cfg.Templates, now: now, audit: cfg.Audit}
 }
 
 // Templates is the template set the ingestor maps with (reload it to apply
@@ -231,9 +243,19 @@ func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, 
 	}
 	var results []Result
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
+		if in.audit == nil {
+			var err error
+			results, err = in.apply(ctx, tenant, src, tx, tb, ps)
+			return err
+		}
+		// One AuditEvent per batch (per principal and interaction), in
+		// the batch's transaction; a fresh collection per attempt.
+		actx := audit.Collect(ctx)
 		var err error
-		results, err = in.apply(ctx, tenant, src, tx, tb, ps)
-		return err
+		if results, err = in.apply(actx, tenant, src, tx, tb, ps); err != nil {
+			return err
+		}
+		return in.audit.FlushBatch(actx, tx)
 	})
 	if err != nil {
 		return nil, err
