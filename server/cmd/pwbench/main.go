@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
-	srv, err := startServer(ctx, bin, dsn, c.profile != "", false)
+	srv, err := startServer(ctx, bin, dsn, c.profile != "", false, false)
 	if err != nil {
 		return err
 	}
@@ -249,18 +249,24 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startServer(ctx context.Context, bin, dsn string, profile, auth bool) (*server, error) {
+// startServer starts pulsewire serve on the bench database. auth turns
+// SMART authorization on; auditReads records an AuditEvent for every read
+// (the product's default: writes are audited in any case).
+func startServer(ctx context.Context, bin, dsn string, profile, auth, auditReads bool) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	// Authorization is off for the plain workloads, which measure the FHIR
-	// server and the store; get-auth runs a server with it on.
+	// Authorization and the audit of reads are off for the plain
+	// workloads, which measure the FHIR server and the store (writes are
+	// audited); get-auth runs a server with authorization on, with and
+	// without the audit of reads.
 	mode := "off"
 	if auth {
 		mode = "smart"
 	}
 	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench", "--auth", mode,
+		"--audit-reads=" + strconv.FormatBool(auditReads),
 		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64 << 20)}
 	debug := ""
 	if profile {
