@@ -108,6 +108,7 @@ func New(cfg Config) *API {
 // own 404 and 405) becomes an OperationOutcome.
 func (a *API) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = ErrorHandler(a.log)
+	e.Pre(cors)
 	// The middleware is attached to each route, not to the group: a group
 	// with middleware registers catch-all 404 routes that would turn echo's
 	// 405 (method not allowed) into 404.
