@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.patients, "patients", 1000, "patients in the data set")
 	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
-	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest, ingest or get-auth")
+	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest, graphql, ingest or get-auth")
 	fs.StringVar(&c.profile, "profile", "", "write the server's CPU profile of each workload to DIR/<workload>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -131,6 +131,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				"&code=http://loinc.org|"+code+"&_sort=-date&_count=10", nil)
 			return req, http.StatusOK
 		}, 1},
+		// Issue 6: "patient with latest 10 vitals and devices" through the
+		// GraphQL gateway (on this data set: 1,000 patients).
+		{"graphql", 32, ">= 5,000 req/s, p99 <= 20 ms", func(rng *rand.Rand) (*http.Request, int) {
+			body, _ := json.Marshal(map[string]any{"query": graphqlQuery, "variables": map[string]any{"id": patID(rng.IntN(c.patients) + 1)}})
+			req, _ := http.NewRequest(http.MethodPost, srv.url+"/t/bench/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			return req, http.StatusOK
+		}, 1},
 		// Device ingest: HTTP batches of ingestBatch heart-rate readings,
 		// each with its own device and time (no duplicates), acknowledged
 		// after commit. req/s x batch = readings/s.
@@ -187,6 +195,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 const ingestBatch = 200
+
+// graphqlQuery is issue 6's benchmark query.
+const graphqlQuery = `query($id: ID!) { patient(id: $id) {
+	id name { family given } gender birthDate
+	observations(category: ["vital-signs"], first: 10) { nodes { id code { coding { system code } } effective valueQuantity { value unit } } }
+	devices { id serialNumber manufacturer }
+} }`
 
 // deviceKey creates a gateway key for the bench tenant with the CLI.
 func deviceKey(ctx context.Context, bin, dsn string) (string, error) {
