@@ -48,7 +48,11 @@ func getAuthOnce(ctx context.Context, out io.Writer, bin, dsn string, c config, 
 	base := srv.url + "/t/bench/fhir"
 	prof := make(chan error, 1)
 	if c.profile != "" {
-		go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, "get-auth.pprof"), c.duration) }()
+		name := "get-auth.pprof"
+		if auditReads {
+			name = "get-auth-audited.pprof"
+		}
+		go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, name), c.duration) }()
 	}
 	r, err := drive(ctx, srv, 32, c.duration, func(rng *mrand.Rand) (*http.Request, int) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/Observation/"+obsID(rng.IntN(c.observations)), nil)
