@@ -167,7 +167,11 @@ func (s *Server) revoke(c *echo.Context) error {
 			if g.ClientID != cl.ID {
 				return s.oauthError(c, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client"))
 			}
-			s.revokeJTI(ctx, tenant, g.Issuer, g.TokenID, g.ExpiresAt.Unix())
+			if err := s.revokeJTI(ctx, tenant, g.Issuer, g.TokenID, g.ExpiresAt.Unix()); err != nil {
+				// Not 200: the client must assume the token still works
+				// (RFC 7009 §2.2.1) and may try again.
+				return s.oauthError(c, errServer(err))
+			}
 		case err != nil && !fhir.IsKind(err, fhir.KindUnauthorized):
 			return s.oauthError(c, errServer(err))
 		}
@@ -180,11 +184,17 @@ func (s *Server) revoke(c *echo.Context) error {
 			if rec.ClientID != cl.ID {
 				return s.oauthError(c, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client"))
 			}
+			// The revocations first: a failure leaves the record, so the
+			// client's retry finds the token and revokes it then.
+			if err := s.revokeFamily(ctx, tenant, rec.Family); err != nil {
+				return s.oauthError(c, errServer(err))
+			}
+			if err := s.revokeJTI(ctx, tenant, rec.Issuer, rec.AccessJTI, rec.AccessExp); err != nil {
+				return s.oauthError(c, errServer(err))
+			}
 			if err := s.eph.Del(ctx, ephKey(tenant, "refresh", hashKey(token))); err != nil {
 				return s.oauthError(c, errServer(err))
 			}
-			s.revokeFamily(ctx, tenant, rec.Family)
-			s.revokeJTI(ctx, tenant, rec.Issuer, rec.AccessJTI, rec.AccessExp)
 		}
 	}
 	noStore(c.Response().Header())

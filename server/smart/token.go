@@ -159,9 +159,9 @@ func (s *Server) codeReplayed(ctx context.Context, tenant, code string) {
 		return
 	}
 	s.log.Warn("authorization code replayed; revoking the tokens it issued", "tenant", tenant)
-	s.revokeJTI(ctx, tenant, is.Issuer, is.JTI, is.Exp)
+	_ = s.revokeJTI(ctx, tenant, is.Issuer, is.JTI, is.Exp) // logged; the replayed code is refused either way
 	if is.Family != "" {
-		s.revokeFamily(ctx, tenant, is.Family)
+		_ = s.revokeFamily(ctx, tenant, is.Family) // logged; the replayed code is refused either way
 	}
 }
 
@@ -224,7 +224,7 @@ func (s *Server) refreshReplayed(ctx context.Context, tenant, rt string) {
 		return
 	}
 	s.log.Warn("rotated refresh token replayed; revoking its family", "tenant", tenant)
-	s.revokeFamily(ctx, tenant, string(b))
+	_ = s.revokeFamily(ctx, tenant, string(b)) // logged; the replayed token is refused either way
 }
 
 // clientCredentialsGrant is SMART Backend Services: a private_key_jwt
@@ -319,22 +319,29 @@ func (s *Server) issue(ctx context.Context, tenant string, ep endpoints, rec *gr
 }
 
 // revokeJTI marks an access token revoked until it expires.
-func (s *Server) revokeJTI(ctx context.Context, tenant, iss, jti string, exp int64) {
+//
+// It returns the store's error (also logged) so that the revocation
+// endpoint does not answer 200 for a revocation that was not stored.
+func (s *Server) revokeJTI(ctx context.Context, tenant, iss, jti string, exp int64) error {
 	ttl := time.Unix(exp, 0).Add(clockSkew).Sub(s.now())
 	if jti == "" || ttl <= 0 {
-		return
+		return nil
 	}
 	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "revoked", hashKey(iss+"\x00"+jti)), []byte{1}, ttl); err != nil {
 		s.log.Error("revoking an access token failed", "tenant", tenant, "err", err)
+		return err
 	}
+	return nil
 }
 
 // revokeFamily revokes every refresh token of a family.
-func (s *Server) revokeFamily(ctx context.Context, tenant, family string) {
+func (s *Server) revokeFamily(ctx context.Context, tenant, family string) error {
 	if family == "" {
-		return
+		return nil
 	}
 	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "family", family), []byte{1}, s.ttl.offline); err != nil {
 		s.log.Error("revoking a refresh token family failed", "tenant", tenant, "err", err)
+		return err
 	}
+	return nil
 }
