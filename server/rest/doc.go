@@ -52,5 +52,7 @@
 // Known limits: conditional operations lock their normalized condition, so
 // two conditions written differently that match the same resource do not
 // serialize; urn:uuid references that name no entry of a transaction are
-// left as they are; conditional delete and PATCH are not implemented.
+// left as they are. Conditional delete and PATCH are outside this API's
+// scope (the CapabilityStatement does not claim them): they are answered
+// 405 with an OperationOutcome (scope_test.go).
 package rest
