@@ -94,6 +94,10 @@ type App struct {
 	log     *slog.Logger
 	handler http.Handler
 	ingest  *ingest.Ingestor // nil when the store keeps no ingestion tables
+	// batcher commits MQTT and NATS readings in shared transactions;
+	// ackLatency times them from arrival to commit.
+	batcher    *ingest.Batcher
+	ackLatency *prometheus.HistogramVec
 
 	runners   []runner        // transports and sweep, run by Serve
 	mqttReady <-chan struct{} // nil when MQTT is off
@@ -221,7 +225,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.ingest = ingest.New(ic)
 		a.ingest.Register(e, ingest.HTTPConfig{MaxBodyBytes: cfg.MaxBodyBytes, Operator: auth.operator()})
-		if err := a.setupTransports(ctx); err != nil {
+		if err := a.setupTransports(ctx, metrics.registry); err != nil {
 			a.closeRunners()
 			store.Close()
 			return nil, fmt.Errorf("setting up ingestion: %w", err)

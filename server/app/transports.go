@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pulsewire/pulsewire/adapters/mqtt"
 	"github.com/pulsewire/pulsewire/adapters/nats"
 	"github.com/pulsewire/pulsewire/server/fhir"
@@ -62,8 +64,8 @@ func (e *transientError) Error() string { return e.msg }
 // duplicate or held), a permanent *fhir.Error once it is dead-lettered (or
 // its tenant does not exist, when there is nowhere to dead-letter it), and a
 // transientError otherwise, so the transport has it redelivered.
-func (a *App) handleReading(ctx context.Context, kind, tenant, deviceID string, payload []byte) error {
-	r, err := a.ingest.Ingest(ctx, tenant, ingest.Source{Kind: kind, Devices: []string{deviceID}}, payload)
+func (a *App) handleReading(ctx context.Context, kind, tenant, deviceID string, payload []byte, arrived time.Time) error {
+	r, err := a.batcher.Ingest(ctx, tenant, ingest.Source{Kind: kind, Devices: []string{deviceID}}, payload)
 	if err != nil {
 		if fhir.IsKind(err, fhir.KindNotFound) {
 			if ok, terr := a.store.TenantExists(ctx, tenant); terr == nil && !ok {
@@ -72,16 +74,38 @@ func (a *App) handleReading(ctx context.Context, kind, tenant, deviceID string, 
 		}
 		return &transientError{msg: "ingesting " + kind + " reading: " + err.Error()}
 	}
+	if !arrived.IsZero() {
+		a.ackLatency.WithLabelValues(kind).Observe(time.Since(arrived).Seconds())
+	}
 	if r.Status == ingest.StatusRejected {
 		return fhir.Errorf(fhir.KindUnprocessable, "reading dead-lettered as %s: %s", r.DeadLetter, r.Reason)
 	}
 	return nil
 }
 
+// Handler goroutines per message transport: readings that arrive together
+// share a transaction (ingest.Batcher), so batches can only be as large as
+// the number of readings in flight.
+const (
+	natsHandlers = 256
+	mqttHandlers = 64
+)
+
 // setupTransports builds the configured MQTT and NATS subscribers and the
 // held-reading sweep as runners of a.
-func (a *App) setupTransports(ctx context.Context) error {
+func (a *App) setupTransports(ctx context.Context, reg *prometheus.Registry) error {
 	cfg := a.cfg
+	a.batcher = ingest.NewBatcher(a.ingest, ingest.BatcherConfig{})
+	a.statSources = append(a.statSources, statSource{"batch", func() any { return a.batcher.Stats() }})
+	a.ackLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "pulsewire_ingest_ack_latency_seconds",
+		Help: "device ingestion over MQTT and NATS: time from a reading's arrival (for NATS, its storing in the stream) to its commit",
+		// 1 ms to ~16 s.
+		Buckets: prometheus.ExponentialBuckets(0.001, 1.5, 25),
+	}, []string{"source"})
+	if err := reg.Register(a.ackLatency); err != nil {
+		return err
+	}
 	if cfg.MQTT.Broker != "" {
 		if cfg.MQTT.ClientID == "" {
 			return errors.New("MQTT ingestion needs a client id that is stable per replica")
@@ -99,9 +123,9 @@ func (a *App) setupTransports(ctx context.Context) error {
 		sub, err := mqtt.New(mqtt.Config{
 			Brokers: brokers, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: pw,
 			Group: cfg.MQTT.Group, TopicPrefix: cfg.MQTT.TopicPrefix, SessionExpiry: cfg.MQTT.SessionExpiry,
-			Logger: a.log,
+			Concurrency: mqttHandlers, Logger: a.log,
 		}, func(ctx context.Context, r mqtt.Reading) error {
-			return a.handleReading(ctx, "mqtt", r.Tenant, r.DeviceID, r.Payload)
+			return a.handleReading(ctx, "mqtt", r.Tenant, r.DeviceID, r.Payload, r.Received)
 		})
 		if err != nil {
 			return err
@@ -113,9 +137,10 @@ func (a *App) setupTransports(ctx context.Context) error {
 	if cfg.NATS.URL != "" {
 		sub, err := nats.New(nats.Config{
 			URL: cfg.NATS.URL, Stream: cfg.NATS.Stream, Subject: cfg.NATS.Subject, Durable: cfg.NATS.Durable,
-			AckWait: cfg.NATS.AckWait, MaxAckPending: cfg.NATS.MaxAckPending, Logger: a.log,
+			AckWait: cfg.NATS.AckWait, MaxAckPending: cfg.NATS.MaxAckPending,
+			Concurrency: natsHandlers, FetchBatch: natsHandlers, Logger: a.log,
 		}, func(ctx context.Context, r nats.Reading) error {
-			return a.handleReading(ctx, "nats", r.Tenant, r.DeviceID, r.Payload)
+			return a.handleReading(ctx, "nats", r.Tenant, r.DeviceID, r.Payload, r.Received)
 		})
 		if err != nil {
 			return err

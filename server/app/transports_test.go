@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,30 @@ func TestMQTTAndNATSIngest(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// Every reading went through the shared-transaction batcher, and the
+	// time from arrival to commit was recorded per transport (three
+	// readings each: stored, duplicate or a second one, dead-lettered).
+	for name, least := range map[string]float64{
+		"pulsewire_ingest_batch_readings_total":                     6,
+		`pulsewire_ingest_ack_latency_seconds_count{source="mqtt"}`: 3,
+		`pulsewire_ingest_ack_latency_seconds_count{source="nats"}`: 3,
+	} {
+		if v, ok := metricValue(metrics, name); !ok || v < least {
+			t.Errorf("/metrics %s = %v (present %v), want >= %v", name, v, ok, least)
+		}
+	}
+}
+
+// metricValue is the value of the sample name (with its labels) in a
+// Prometheus text exposition.
+func metricValue(exposition []byte, name string) (float64, bool) {
+	for line := range strings.SplitSeq(string(exposition), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 func sorted(s []string) []string {

@@ -143,6 +143,7 @@ type item struct {
 
 // prepared is one payload after the pure mapping step.
 type prepared struct {
+	kind    string // Source.Kind
 	payload []byte
 	reason  string // non-empty: rejected
 	dlID    string
@@ -151,7 +152,7 @@ type prepared struct {
 
 // prepare maps a payload with the current templates (no I/O).
 func (in *Ingestor) prepare(tenant string, src Source, payload []byte) prepared {
-	p := prepared{payload: payload}
+	p := prepared{kind: src.Kind, payload: payload}
 	reject := func(reason string) prepared {
 		p.reason, p.dlID, p.items = reason, randomID("dl-"), nil
 		return p
@@ -236,23 +237,29 @@ func (in *Ingestor) Ingest(ctx context.Context, tenant string, src Source, paylo
 // IngestBatch runs payloads through the pipeline in one transaction and
 // returns their results in order, after the commit.
 func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, payloads [][]byte) ([]Result, error) {
-	ctx = attributed(ctx)
 	ps := make([]prepared, len(payloads))
 	for i, pl := range payloads {
 		ps[i] = in.prepare(tenant, src, pl)
 	}
+	return in.commit(ctx, tenant, ps)
+}
+
+// commit writes the outcome of prepared payloads in one transaction and
+// returns their results in order, after the commit.
+func (in *Ingestor) commit(ctx context.Context, tenant string, ps []prepared) ([]Result, error) {
+	ctx = attributed(ctx)
 	var results []Result
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
 		if in.audit == nil {
 			var err error
-			results, err = in.apply(ctx, tenant, src, tx, tb, ps)
+			results, err = in.apply(ctx, tenant, tx, tb, ps)
 			return err
 		}
 		// One AuditEvent per batch (per principal and interaction), in
 		// the batch's transaction; a fresh collection per attempt.
 		actx := audit.Collect(ctx)
 		var err error
-		if results, err = in.apply(actx, tenant, src, tx, tb, ps); err != nil {
+		if results, err = in.apply(actx, tenant, tx, tb, ps); err != nil {
 			return err
 		}
 		return in.audit.FlushBatch(actx, tx)
@@ -280,7 +287,7 @@ func attributed(ctx context.Context) context.Context {
 // with known-fresh ids (fhir.Write.Fresh: the locks taken first and the
 // reads under them show they do not exist), which a store may send with
 // the commit.
-func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhir.Tx, tb tables.Tables, ps []prepared) ([]Result, error) {
+func (in *Ingestor) apply(ctx context.Context, tenant string, tx fhir.Tx, tb tables.Tables, ps []prepared) ([]Result, error) {
 	if err := lockAll(ctx, tx, ps); err != nil {
 		return nil, err
 	}
@@ -355,7 +362,7 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 	results := make([]Result, len(ps))
 	for i, p := range ps {
 		if p.reason != "" {
-			if err := tb.AddDeadLetter(ctx, &tables.DeadLetter{ID: p.dlID, Source: src.Kind, Reason: p.reason, Payload: p.payload, Received: now}); err != nil {
+			if err := tb.AddDeadLetter(ctx, &tables.DeadLetter{ID: p.dlID, Source: p.kind, Reason: p.reason, Payload: p.payload, Received: now}); err != nil {
 				return nil, err
 			}
 			results[i] = Result{Status: StatusRejected, Reason: p.reason, DeadLetter: p.dlID}
@@ -373,7 +380,7 @@ func (in *Ingestor) apply(ctx context.Context, tenant string, src Source, tx fhi
 				patient = (&deviceState{assoc: assocs[it.device]}).patientAt(it.m.Time)
 			}
 			if patient == "" {
-				if err := tb.HoldReading(ctx, &tables.Held{ID: it.obs, Device: it.device, Time: it.m.Time, Measurement: it.mjson, Source: src.Kind, Received: now}); err != nil {
+				if err := tb.HoldReading(ctx, &tables.Held{ID: it.obs, Device: it.device, Time: it.m.Time, Measurement: it.mjson, Source: p.kind, Received: now}); err != nil {
 					return nil, err
 				}
 				in.held.Store(tenant, true)

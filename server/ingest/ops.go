@@ -50,7 +50,7 @@ func (in *Ingestor) Replay(ctx context.Context, tenant, id string) (Result, erro
 	}
 	var r Result
 	err = in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
-		rs, err := in.apply(ctx, tenant, src, tx, tb, []prepared{p})
+		rs, err := in.apply(ctx, tenant, tx, tb, []prepared{p})
 		if err != nil {
 			return err
 		}

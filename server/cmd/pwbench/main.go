@@ -1,12 +1,17 @@
 // Command pwbench is Pulsewire's load benchmark (make bench). It builds the
 // pulsewire binary, starts it on PostgreSQL, seeds a data set through the
-// FHIR API (idempotently: a second run reuses it), then drives three
-// workloads over HTTP and prints, per workload, requests/s, p50, p99 and the
-// server's CPU time per request (from /proc/<pid>/stat):
+// FHIR API (idempotently: a second run reuses it), then drives workloads
+// over HTTP and prints, per workload, requests/s, p50, p99, the server's CPU
+// time per request (from /proc/<pid>/stat) and the database's:
 //
-//   - POST Observation (~1 KB) at 32 clients
-//   - GET Observation by id at 32 clients
-//   - "latest vitals": Observation?subject&code&_sort=-date&_count=10 at 8 clients
+//   - post: POST Observation (~1 KB) at 32 clients
+//   - get: GET Observation by id at 32 clients
+//   - latest: Observation?subject&code&_sort=-date&_count=10 at 8 clients
+//   - graphql: issue 6's query through the gateway at 32 clients
+//   - ingest: device readings in HTTP batches of 200 at 4 clients
+//   - get-auth: GET by id with a SMART token, with and without audited reads
+//   - ingest-nats: readings published one per message to NATS JetStream (see
+//     natsIngest)
 //
 // The figures are for comparing run to run on the same machine; the issue's
 // targets are printed beside them.
@@ -65,7 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.patients, "patients", 1000, "patients in the data set")
 	fs.IntVar(&c.observations, "observations", 1_000_000, "Observations in the data set")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "length of each workload")
-	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest, graphql, ingest or get-auth")
+	fs.StringVar(&c.only, "only", "", "run only this workload: post, get, latest, graphql, ingest, get-auth or ingest-nats")
 	fs.StringVar(&c.profile, "profile", "", "write the server's CPU profile of each workload to DIR/<workload>.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -189,7 +194,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if c.only == "" || c.only == "get-auth" {
 		srv.stop()
-		return getAuth(ctx, out, bin, dsn, c, results["get"])
+		if err := getAuth(ctx, out, bin, dsn, c, results["get"]); err != nil {
+			return err
+		}
+	}
+	if c.only == "" || c.only == "ingest-nats" {
+		srv.stop()
+		return natsIngest(ctx, out, bin, dsn, c)
 	}
 	return nil
 }
@@ -267,7 +278,7 @@ func freeAddr() (string, error) {
 // startServer starts pulsewire serve on the bench database. auth turns
 // SMART authorization on; auditReads records an AuditEvent for every read
 // (the product's default: writes are audited in any case).
-func startServer(ctx context.Context, bin, dsn string, profile, auth, auditReads bool) (*server, error) {
+func startServer(ctx context.Context, bin, dsn string, profile, auth, auditReads bool, extra ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -283,6 +294,7 @@ func startServer(ctx context.Context, bin, dsn string, profile, auth, auditReads
 	args := []string{"serve", "--postgres", dsn, "--addr", addr, "--tenants", "bench", "--auth", mode,
 		"--audit-reads=" + strconv.FormatBool(auditReads),
 		"--access-log=false", "--log-level", "warn", "--max-body", strconv.Itoa(64 << 20)}
+	args = append(args, extra...)
 	debug := ""
 	if profile {
 		daddr, err := freeAddr()

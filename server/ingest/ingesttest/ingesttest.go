@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -389,4 +390,140 @@ func Run(t *testing.T, open Open) {
 			t.Errorf("dead letters after rollback: %d, %v", len(list), err)
 		}
 	})
+
+	t.Run("BatcherGroupCommit", func(t *testing.T) {
+		e := setup(t, open)
+		e.associate(t, "mon-1", "p1", T0, time.Time{})
+		b := ingest.NewBatcher(e.in, ingest.BatcherConfig{MaxBatch: 50})
+		// 120 distinct readings, each sent twice, 10 payloads that cannot be
+		// mapped and 5 readings of a device with no patient: all at once.
+		type sent struct {
+			payload []byte
+			want    ingest.Status
+		}
+		var all []sent
+		for i := range 120 {
+			p := HR("mon-1", T0.Add(time.Duration(i)*time.Second), 60+i%40)
+			all = append(all, sent{p, ""}, sent{p, ""}) // stored or duplicate: one of each
+		}
+		for i := range 10 {
+			all = append(all, sent{fmt.Appendf(nil, `{"deviceId":"mon-1","nothing":%d}`, i), ingest.StatusRejected})
+		}
+		for i := range 5 {
+			all = append(all, sent{HR("mon-7", T0.Add(time.Duration(i)*time.Second), 70), ingest.StatusHeld})
+		}
+		results := make([]ingest.Result, len(all))
+		errs := make([]error, len(all))
+		var wg sync.WaitGroup
+		for i, s := range all {
+			wg.Go(func() {
+				results[i], errs[i] = b.Ingest(context.Background(), "acme", ingest.Source{Kind: "test"}, s.payload)
+			})
+		}
+		wg.Wait()
+		stored := map[string]int{}
+		for i, s := range all {
+			if errs[i] != nil {
+				t.Fatalf("reading %d: %v", i, errs[i])
+			}
+			r := results[i]
+			switch s.want {
+			case "":
+				if r.Status != ingest.StatusStored && r.Status != ingest.StatusDuplicate || len(r.Observations) != 1 {
+					t.Fatalf("reading %d: %+v, want stored or duplicate with its Observation", i, r)
+				}
+				if r.Status == ingest.StatusStored {
+					stored[r.Observations[0]]++
+				}
+			default:
+				if r.Status != s.want {
+					t.Fatalf("reading %d: %s, want %s", i, r.Status, s.want)
+				}
+			}
+		}
+		if len(stored) != 120 {
+			t.Errorf("%d distinct Observations reported stored, want 120", len(stored))
+		}
+		for obs, n := range stored {
+			if n != 1 {
+				t.Errorf("%s reported stored %d times", obs, n)
+			}
+		}
+		if n := e.count(t, "Observation"); n != 120 {
+			t.Errorf("%d Observations in the store, want 120", n)
+		}
+		if n := len(e.held(t, "mon-7")); n != 5 {
+			t.Errorf("%d held readings, want 5", n)
+		}
+		if list, err := e.in.DeadLetters(context.Background(), "acme", 0, 100); err != nil || len(list) != 10 {
+			t.Errorf("%d dead letters (%v), want 10", len(list), err)
+		}
+		st := b.Stats()
+		if st.Readings != int64(len(all)) || st.Retried != 0 {
+			t.Errorf("stats %+v: want %d readings, none retried", st, len(all))
+		}
+		// Grouping happened: far fewer transactions than readings.
+		if st.Batches > int64(len(all))/4 {
+			t.Errorf("%d transactions for %d readings sent at once: not grouped", st.Batches, len(all))
+		}
+		t.Logf("%d readings in %d transactions", st.Readings, st.Batches)
+	})
+
+	t.Run("BatcherRetriesAlone", func(t *testing.T) {
+		e := setup(t, open)
+		e.associate(t, "mon-1", "p1", T0, time.Time{})
+		// The store fails every transaction of more than one reading: each
+		// reading of a failed batch is then committed alone.
+		fs := &failShared{Store: e.store}
+		in := ingest.New(ingest.Config{Store: fs, Registry: search.NewRegistry(), Templates: e.in.Templates()})
+		b := ingest.NewBatcher(in, ingest.BatcherConfig{Slots: 1})
+		var wg sync.WaitGroup
+		results := make([]ingest.Result, 40)
+		errs := make([]error, 40)
+		for i := range 40 {
+			wg.Go(func() {
+				results[i], errs[i] = b.Ingest(context.Background(), "acme", ingest.Source{Kind: "test"},
+					HR("mon-1", T0.Add(time.Duration(i)*time.Minute), 70))
+			})
+		}
+		wg.Wait()
+		for i := range 40 {
+			if errs[i] != nil || results[i].Status != ingest.StatusStored {
+				t.Fatalf("reading %d: %+v, %v; want stored", i, results[i], errs[i])
+			}
+		}
+		if n := e.count(t, "Observation"); n != 40 {
+			t.Errorf("%d Observations, want 40", n)
+		}
+		if st := b.Stats(); st.Retried == 0 || fs.failed.Load() == 0 {
+			t.Errorf("stats %+v, %d failed transactions: the retry path did not run", st, fs.failed.Load())
+		}
+	})
+}
+
+// failShared is a store whose transactions fail when they hold more than
+// one reading's lock set (a batch).
+type failShared struct {
+	tables.Store
+	failed atomic.Int64
+}
+
+func (f *failShared) IngestTx(ctx context.Context, tenant string, fn func(tx fhir.Tx, tb tables.Tables) error) error {
+	return f.Store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
+		return fn(&countLocks{Tx: tx, f: f}, tb)
+	})
+}
+
+// countLocks fails a Lock call for more than one reading (two keys each).
+type countLocks struct {
+	fhir.Tx
+	f *failShared
+}
+
+func (c *countLocks) Lock(ctx context.Context, keys ...string) error {
+	if len(keys) > 2 {
+		c.f.failed.Add(1)
+		return errors.New("shared transaction refused by the test store")
+	}
+	return c.Tx.Lock(ctx, keys...)
 }
