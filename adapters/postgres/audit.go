@@ -16,7 +16,9 @@ import (
 // no round trip and takes no lock: it queues the events into
 // audit_pending, and their index rows, behind the transaction's next
 // statement or its COMMIT (or a group commit), like a Put's writes. At
-// COMMIT a deferred trigger chains them (pulsewire_audit_seal): it locks
+// COMMIT a deferred trigger chains them (pulsewire_audit_seal, 0042): it
+// reads only the transaction's own queued rows (from the first one it
+// queued: dead rows of earlier transactions are never visited), locks
 // the tenant's chain head, builds each body around its link, hashes it and
 // inserts the rows. So the head, which orders a tenant's appenders, is the
 // last lock a transaction takes and is held only while it commits.

@@ -120,3 +120,84 @@ func BenchmarkAuditRecord(b *testing.B) {
 		return s
 	})
 }
+
+// TestAuditSealReadsOnlyItsOwnQueue: the seal's reads of audit_pending
+// cost the same however many events were queued before. Without a vacuum
+// (autovacuum may be off, or behind) every event ever queued leaves a dead
+// index entry; a seal that scanned the queue from a tenant's first entry
+// read a page per few hundred of them at every commit (0041; 0042 starts
+// at the transaction's own first row). Index pages read by one small
+// append after 30,000 dead entries are counted from pg_statio.
+func TestAuditSealReadsOnlyItsOwnQueue(t *testing.T) {
+	s, schema := openTestStore(t)
+	ctx := context.Background()
+	if err := s.EnsureTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	conn := pgtest.AdminConn(t)
+	if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	// inTx runs statements (without arguments, or one with) in one
+	// transaction of tenant acme.
+	inTx := func(stmts []string, args ...any) {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, setTenantSQL, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		for _, sql := range stmts {
+			if _, err := tx.Exec(ctx, sql, args...); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	// indexPages flushes this session's statistics and returns the index
+	// pages of audit_pending read so far.
+	indexPages := func() int64 {
+		t.Helper()
+		for _, q := range []string{"SELECT pg_stat_force_next_flush()", "SELECT 1"} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		var n int64
+		if err := pgtest.AdminConn(t).QueryRow(ctx, `SELECT coalesce(sum(idx_blks_hit + idx_blks_read), 0)::bigint
+			FROM pg_statio_user_indexes WHERE schemaname = $1 AND relname = 'audit_pending'`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// 30,000 rows queued and removed in one committed transaction (its
+	// seal finds them gone): dead entries to the left of everything queued
+	// later.
+	inTx([]string{`INSERT INTO audit_pending (tenant, id, lu, prefix, suffix)
+			SELECT 'acme', 'dead-' || g, g, '\x7b'::bytea, '\x7d'::bytea FROM generate_series(1, 30000) g`,
+		`DELETE FROM audit_pending WHERE id LIKE 'dead-%'`})
+	// The first append after them marks the dead entries it meets.
+	append := func(id string) {
+		t.Helper()
+		inTx([]string{`INSERT INTO audit_pending (tenant, id, lu, prefix, suffix) VALUES ('acme', $1, 1, $2, $3)`}, id,
+			[]byte(`{"resourceType":"AuditEvent","id":"`+id+`","extension":[{"url":"`+chain.ExtensionURL+`","extension":`), []byte(`}]}`))
+	}
+	append("ae-warm")
+	before := indexPages()
+	append("ae-1")
+	read := indexPages() - before
+	t.Logf("one append after 30,000 dead queue entries read %d index pages", read)
+	if read > 20 {
+		t.Errorf("one append read %d index pages of audit_pending: the seal scans dead entries", read)
+	}
+	var chained int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM audit_chain WHERE tenant = 'acme'").Scan(&chained); err != nil || chained != 2 {
+		t.Fatalf("chain entries: %d (%v), want 2", chained, err)
+	}
+}
