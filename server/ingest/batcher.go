@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,29 +10,33 @@ import (
 
 // Batcher commits readings that arrive one message at a time — MQTT and
 // NATS deliver one reading per message — in shared transactions: a group
-// commit. A reading waits for no timer: when its tenant has a free commit
-// slot it is committed at once, alone; while the tenant's slots are busy,
-// readings queue, and each slot that comes free takes up to MaxBatch of them
-// into its next transaction. Under light load a reading costs one
-// transaction as before; under heavy load transactions grow instead of
-// queueing up behind one another, so the throughput of the message
-// transports approaches that of HTTP batches.
+// commit. Each tenant has Lanes lanes, and a reading goes to the lane of its
+// device (a hash of the Device id), so every reading of a device takes the
+// same lane. A lane runs one transaction at a time: a reading arriving at
+// an idle lane is committed at once, alone; while the lane's transaction
+// runs, readings queue, and the next transaction takes up to MaxBatch of
+// them. No timer: under light load a reading costs one transaction as
+// before; under heavy load transactions grow instead of queueing up behind
+// one another. Because a device lives in one lane, concurrent transactions
+// of one replica never wait for each other's device locks (see DeviceLock).
 //
 // Ingest returns once the reading's transaction committed (or failed), so a
 // transport still acknowledges a message only after its data is durable.
 // When a shared transaction fails, each of its readings is retried alone,
-// so a reading that cannot be committed fails only itself.
+// so a reading that cannot be committed fails only itself. Writes are
+// attributed to ingestion (audit.System("ingest")), as Ingest does when
+// the context names no principal.
 //
 // The transports must run enough handlers at once for batches to form: a
 // transport with 8 handler goroutines gives transactions of at most 8.
 type Batcher struct {
 	in       *Ingestor
 	maxBatch int
-	slots    int
+	lanes    int
 	timeout  time.Duration
 
-	mu    sync.Mutex
-	lanes map[string]*lane
+	mu     sync.Mutex
+	active map[laneKey]*lane // lanes with queued or running readings
 
 	batches, readings atomic.Int64
 	retried           atomic.Int64
@@ -41,9 +46,9 @@ type Batcher struct {
 type BatcherConfig struct {
 	// MaxBatch bounds the readings of one transaction; default 200.
 	MaxBatch int
-	// Slots is how many transactions one tenant may have in flight at
-	// once; default 2 (one committing while the next fills).
-	Slots int
+	// Lanes is how many transactions one tenant may have in flight at
+	// once, each for its own share of the devices; default 4.
+	Lanes int
 	// Timeout bounds one transaction; default 30 s.
 	Timeout time.Duration
 }
@@ -55,10 +60,15 @@ type BatcherStats struct {
 	Retried  int64 // readings retried alone after their shared transaction failed
 }
 
-// lane is one tenant's queue.
+// laneKey names one lane of one tenant.
+type laneKey struct {
+	tenant string
+	n      uint32
+}
+
+// lane is one lane's queue.
 type lane struct {
-	queue   []*waiting
-	running int // slots in use
+	queue []*waiting
 }
 
 // waiting is one reading waiting for its transaction.
@@ -74,13 +84,13 @@ func NewBatcher(in *Ingestor, cfg BatcherConfig) *Batcher {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 200
 	}
-	if cfg.Slots <= 0 {
-		cfg.Slots = 2
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = 4
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return &Batcher{in: in, maxBatch: cfg.MaxBatch, slots: cfg.Slots, timeout: cfg.Timeout, lanes: map[string]*lane{}}
+	return &Batcher{in: in, maxBatch: cfg.MaxBatch, lanes: cfg.Lanes, timeout: cfg.Timeout, active: map[laneKey]*lane{}}
 }
 
 // Stats returns the counters.
@@ -95,20 +105,23 @@ func (b *Batcher) Stats() BatcherStats {
 // duplicate).
 func (b *Batcher) Ingest(ctx context.Context, tenant string, src Source, payload []byte) (Result, error) {
 	w := &waiting{p: b.in.prepare(tenant, src, payload), done: make(chan struct{})}
+	key := laneKey{tenant: tenant}
+	if len(w.p.items) > 0 { // a rejected payload has no device: lane 0
+		h := fnv.New32a()
+		h.Write([]byte(w.p.items[0].device))
+		key.n = h.Sum32() % uint32(b.lanes)
+	}
 	b.mu.Lock()
-	l := b.lanes[tenant]
-	if l == nil {
+	l := b.active[key]
+	start := l == nil
+	if start {
 		l = &lane{}
-		b.lanes[tenant] = l
+		b.active[key] = l
 	}
 	l.queue = append(l.queue, w)
-	start := l.running < b.slots
-	if start {
-		l.running++
-	}
 	b.mu.Unlock()
 	if start {
-		go b.drain(tenant, l)
+		go b.drain(key, l)
 	}
 	select {
 	case <-w.done:
@@ -118,15 +131,13 @@ func (b *Batcher) Ingest(ctx context.Context, tenant string, src Source, payload
 	}
 }
 
-// drain commits the lane's queue, a batch at a time, until it is empty.
-func (b *Batcher) drain(tenant string, l *lane) {
+// drain commits the lane's queue, a batch at a time, until it is empty,
+// then retires the lane.
+func (b *Batcher) drain(key laneKey, l *lane) {
 	for {
 		b.mu.Lock()
 		if len(l.queue) == 0 {
-			l.running--
-			if l.running == 0 {
-				delete(b.lanes, tenant)
-			}
+			delete(b.active, key)
 			b.mu.Unlock()
 			return
 		}
@@ -135,7 +146,7 @@ func (b *Batcher) drain(tenant string, l *lane) {
 		copy(batch, l.queue)
 		l.queue = append(l.queue[:0:0], l.queue[n:]...)
 		b.mu.Unlock()
-		b.commit(tenant, batch)
+		b.commit(key.tenant, batch)
 	}
 }
 

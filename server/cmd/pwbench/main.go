@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var readingSeq atomic.Int64
+	var readingSeq, batchSeq atomic.Int64
 	start := time.Now().UTC()
 
 	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req  dbCPU/req  errors   target\n")
@@ -145,9 +145,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return req, http.StatusOK
 		}, 1},
 		// Device ingest: HTTP batches of ingestBatch heart-rate readings,
-		// each with its own device and time (no duplicates), acknowledged
-		// after commit. req/s x batch = readings/s.
+		// each with its own time (no duplicates), acknowledged after
+		// commit. req/s x batch = readings/s. A batch comes from one of
+		// ingestGateways gateways, each with its own share of the devices
+		// (one per patient), as a gateway on a ward sends for its beds.
 		{"ingest", 4, ">= 30,000 readings/s", func(rng *rand.Rand) (*http.Request, int) {
+			gw := int(batchSeq.Add(1) % ingestGateways)
 			var b bytes.Buffer
 			b.WriteString(`{"readings":[`)
 			for i := range ingestBatch {
@@ -155,7 +158,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 					b.WriteByte(',')
 				}
 				n := readingSeq.Add(1)
-				p := rng.IntN(c.patients) + 1
+				p := gw + 1 + ingestGateways*rng.IntN(max(1, c.patients/ingestGateways))
 				fmt.Fprintf(&b, `{"deviceId":"bench-gw-%d","time":%q,"patientId":%q,"heartRate":%d}`,
 					p, start.Add(time.Duration(n)*time.Millisecond).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
 			}
@@ -205,7 +208,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-const ingestBatch = 200
+const (
+	ingestBatch    = 200
+	ingestGateways = 64
+)
 
 // graphqlQuery is issue 6's benchmark query.
 const graphqlQuery = `query($id: ID!) { patient(id: $id) {

@@ -469,6 +469,46 @@ func Run(t *testing.T, open Open) {
 		t.Logf("%d readings in %d transactions", st.Readings, st.Batches)
 	})
 
+	t.Run("BatcherLanesKeepDevicesApart", func(t *testing.T) {
+		e := setup(t, open)
+		lt := &lockTracker{Store: e.store, held: map[string]*int{}}
+		in := ingest.New(ingest.Config{Store: lt, Registry: search.NewRegistry(), Templates: e.in.Templates()})
+		b := ingest.NewBatcher(in, ingest.BatcherConfig{MaxBatch: 16})
+		var wg sync.WaitGroup
+		errs := make(chan error, 400)
+		for d := range 10 {
+			e.associate(t, fmt.Sprintf("lane-%d", d), "p1", T0, time.Time{})
+			for i := range 40 {
+				wg.Go(func() {
+					r, err := b.Ingest(context.Background(), "acme", ingest.Source{Kind: "test"},
+						HR(fmt.Sprintf("lane-%d", d), T0.Add(time.Duration(i)*time.Second), 70))
+					if err == nil && r.Status != ingest.StatusStored {
+						err = fmt.Errorf("reading %d of lane-%d: %s", i, d, r.Status)
+					}
+					errs <- err
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := e.count(t, "Observation"); n != 400 {
+			t.Errorf("%d Observations, want 400", n)
+		}
+		// Every reading of a device goes through one lane, one transaction
+		// at a time: no transaction took a lock another one held.
+		if lt.overlaps != 0 {
+			t.Errorf("%d lock keys taken while another transaction of the batcher held them", lt.overlaps)
+		}
+		if st := b.Stats(); st.Batches >= 400 {
+			t.Errorf("stats %+v: readings were not grouped", st)
+		}
+	})
+
 	t.Run("BatcherRetriesAlone", func(t *testing.T) {
 		e := setup(t, open)
 		e.associate(t, "mon-1", "p1", T0, time.Time{})
@@ -476,7 +516,7 @@ func Run(t *testing.T, open Open) {
 		// reading of a failed batch is then committed alone.
 		fs := &failShared{Store: e.store}
 		in := ingest.New(ingest.Config{Store: fs, Registry: search.NewRegistry(), Templates: e.in.Templates()})
-		b := ingest.NewBatcher(in, ingest.BatcherConfig{Slots: 1})
+		b := ingest.NewBatcher(in, ingest.BatcherConfig{Lanes: 1})
 		var wg sync.WaitGroup
 		results := make([]ingest.Result, 40)
 		errs := make([]error, 40)
@@ -499,6 +539,49 @@ func Run(t *testing.T, open Open) {
 			t.Errorf("stats %+v, %d failed transactions: the retry path did not run", st, fs.failed.Load())
 		}
 	})
+}
+
+// lockTracker is a store that records which transaction holds which
+// lock keys, and counts a key taken while another transaction holds it.
+type lockTracker struct {
+	tables.Store
+	mu       sync.Mutex
+	held     map[string]*int // key -> holding transaction
+	overlaps int
+}
+
+func (l *lockTracker) IngestTx(ctx context.Context, tenant string, fn func(tx fhir.Tx, tb tables.Tables) error) error {
+	me := new(int)
+	defer func() {
+		l.mu.Lock()
+		for k, h := range l.held {
+			if h == me {
+				delete(l.held, k)
+			}
+		}
+		l.mu.Unlock()
+	}()
+	return l.Store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
+		return fn(&trackLocks{Tx: tx, l: l, me: me}, tb)
+	})
+}
+
+type trackLocks struct {
+	fhir.Tx
+	l  *lockTracker
+	me *int
+}
+
+func (c *trackLocks) Lock(ctx context.Context, keys ...string) error {
+	c.l.mu.Lock()
+	for _, k := range keys {
+		if h, ok := c.l.held[k]; ok && h != c.me {
+			c.l.overlaps++
+		}
+		c.l.held[k] = c.me
+	}
+	c.l.mu.Unlock()
+	return c.Tx.Lock(ctx, keys...)
 }
 
 // failShared is a store whose transactions fail when they hold more than
