@@ -194,6 +194,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
 		}
 		results[w.name] = r
+		if w.name == "ingest" {
+			if err := pacedIngest(ctx, out, c.duration, r.rps*float64(w.perReq), w.perReq, w.req); err != nil {
+				return err
+			}
+		}
 	}
 	if c.only == "" || c.only == "get-auth" {
 		srv.stop()
