@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,8 +13,8 @@ import (
 )
 
 // This file implements server/smart/registry.Store: the SMART clients,
-// users and signing keys of migration 0030, under the same row-level
-// security as the resources. Each call is one pipelined batch (an implicit
+// users and signing keys of migration 0030, and registry.State (migration
+// 0031), under the same row-level security as the resources. Each call is one pipelined batch (an implicit
 // transaction that first sets pulsewire.tenant).
 
 var _ registry.Store = (*Store)(nil)
@@ -256,4 +257,131 @@ func (s *Store) SigningKeys(ctx context.Context, tenant string) ([]*registry.Sig
 		return nil
 	}, `SELECT id, alg, private_key, created FROM smart_signing_keys WHERE tenant = $1 ORDER BY created DESC, id DESC`, tenant)
 	return out, err
+}
+
+// The authorization server's short-lived state (registry.State, migration
+// 0031): entries, and revocations with a per-tenant sequence number. Expiry
+// is in microseconds of this host's clock and is checked on every read.
+
+var _ registry.State = (*Store)(nil)
+
+// stateNow is the store's clock for state rows, in microseconds.
+func stateNow() int64 { return storesql.Micros(storesql.Now()) }
+
+// PutState implements registry.State. An expired entry is replaced in the
+// same statement (ON CONFLICT ... WHERE expired), so of concurrent Puts one
+// stores.
+func (s *Store) PutState(ctx context.Context, tenant, key string, value []byte, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, nil
+	}
+	if value == nil {
+		value = []byte{} // NOT NULL
+	}
+	now := stateNow()
+	n, err := s.smartExec(ctx, tenant, "storing authorization state", `INSERT INTO smart_state AS e (tenant, key, value, expires)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires WHERE e.expires <= $5`,
+		tenant, key, value, now+ttl.Microseconds(), now)
+	return n == 1, err
+}
+
+// GetState implements registry.State.
+func (s *Store) GetState(ctx context.Context, tenant, key string) ([]byte, bool, error) {
+	var v []byte
+	found := false
+	err := s.smartQuery(ctx, tenant, "reading authorization state", func(rows pgx.Rows) error {
+		found = true
+		return rows.Scan(&v)
+	}, `SELECT value FROM smart_state WHERE tenant = $1 AND key = $2 AND expires > $3`, tenant, key, stateNow())
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// TakeState implements registry.State: one DELETE ... RETURNING, so of
+// concurrent Takes one gets the row (the others wait for its commit and
+// then find none).
+func (s *Store) TakeState(ctx context.Context, tenant, key string) ([]byte, bool, error) {
+	var v []byte
+	var expires int64
+	found := false
+	err := s.smartQuery(ctx, tenant, "taking authorization state", func(rows pgx.Rows) error {
+		found = true
+		return rows.Scan(&v, &expires)
+	}, `DELETE FROM smart_state WHERE tenant = $1 AND key = $2 RETURNING value, expires`, tenant, key)
+	if err != nil || !found || expires <= stateNow() {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// DeleteState implements registry.State.
+func (s *Store) DeleteState(ctx context.Context, tenant, key string) error {
+	_, err := s.smartExec(ctx, tenant, "deleting authorization state", `DELETE FROM smart_state WHERE tenant = $1 AND key = $2`, tenant, key)
+	return err
+}
+
+// Revoke implements registry.State. The tenant's counter row is
+// incremented in the same transaction as the revocation is written, and
+// its row lock is held until that commits: the next Revoke of the tenant
+// waits, so sequence numbers commit in order and a reader that sees
+// number n sees every lower one (a plain sequence would let n+1 commit
+// before n, and a reader past n+1 would never see n).
+func (s *Store) Revoke(ctx context.Context, tenant, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	_, err := s.smartExec(ctx, tenant, "revoking a token", `WITH n AS (
+			INSERT INTO smart_revocation_seq AS q (tenant, seq) VALUES ($1, 1)
+			ON CONFLICT (tenant) DO UPDATE SET seq = q.seq + 1
+			RETURNING seq)
+		INSERT INTO smart_revocations AS r (tenant, id, seq, expires)
+		SELECT $1, $2, n.seq, $3 FROM n
+		ON CONFLICT (tenant, id) DO UPDATE SET seq = EXCLUDED.seq, expires = GREATEST(r.expires, EXCLUDED.expires)`,
+		tenant, id, stateNow()+ttl.Microseconds())
+	return err
+}
+
+// Revocations implements registry.State (an index scan of
+// smart_revocations_seq).
+func (s *Store) Revocations(ctx context.Context, tenant string, after int64, limit int) ([]registry.Revocation, error) {
+	var out []registry.Revocation
+	err := s.smartQuery(ctx, tenant, "reading revocations", func(rows pgx.Rows) error {
+		var r registry.Revocation
+		var expires int64
+		if err := rows.Scan(&r.ID, &r.Seq, &expires); err != nil {
+			return err
+		}
+		r.Expires = storesql.FromMicros(expires)
+		out = append(out, r)
+		return nil
+	}, `SELECT id, seq, expires FROM smart_revocations WHERE tenant = $1 AND seq > $2 AND expires > $3 ORDER BY seq LIMIT $4`,
+		tenant, after, stateNow(), limit)
+	return out, err
+}
+
+// PurgeState implements registry.State: per table, the rows found by the
+// expiry index, deleted by ctid (a TID scan), in one batch. The expiry is
+// checked again on the row deleted: an entry replaced meanwhile is live.
+func (s *Store) PurgeState(ctx context.Context, tenant string, limit int) (int, error) {
+	p, err := s.smartScope(ctx, tenant, false)
+	if err != nil {
+		return 0, err
+	}
+	now := stateNow()
+	var n int64
+	count := func(ct pgconn.CommandTag) error { n += ct.RowsAffected(); return nil }
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM smart_state WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM smart_state WHERE tenant = $1 AND expires <= $2 ORDER BY expires LIMIT $3))
+		AND tenant = $1 AND expires <= $2`, tenant, now, limit).Exec(count)
+	b.Queue(`DELETE FROM smart_revocations WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM smart_revocations WHERE tenant = $1 AND expires <= $2 ORDER BY expires LIMIT $3))
+		AND tenant = $1 AND expires <= $2`, tenant, now, limit).Exec(count)
+	if err := p.send(ctx, b); err != nil {
+		return 0, internal("purging authorization state", err)
+	}
+	return int(n), nil
 }

@@ -19,6 +19,15 @@ func TestSmartRegistry(t *testing.T) {
 	})
 }
 
+// TestSmartState runs the registry.State suite (entries, revocations and
+// their feed, expiry, purge, races, tenant isolation) on PostgreSQL.
+func TestSmartState(t *testing.T) {
+	smarttest.RunState(t, func(t *testing.T) smarttest.StateStore {
+		s, _ := openTestStore(t)
+		return s
+	})
+}
+
 // TestSmartRowLevelSecurity proves the registry tables are isolated by the
 // database, not only by WHERE clauses: as the application role with the
 // setting naming tenant b (or nothing), tenant a's rows are invisible and
@@ -36,6 +45,12 @@ func TestSmartRowLevelSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.AddSigningKey(ctx, "a", &registry.SigningKey{ID: "k1", Algorithm: "RS256", Private: []byte{1}, Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutState(ctx, "a", "code:c1", []byte{1}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, "a", "r1", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 
@@ -63,7 +78,7 @@ func TestSmartRowLevelSecurity(t *testing.T) {
 		}
 		return n
 	}
-	for _, table := range []string{"smart_clients", "smart_users", "smart_signing_keys"} {
+	for _, table := range []string{"smart_clients", "smart_users", "smart_signing_keys", "smart_state", "smart_revocations", "smart_revocation_seq"} {
 		t.Run(table, func(t *testing.T) {
 			for _, c := range []struct {
 				tenant string
@@ -76,17 +91,23 @@ func TestSmartRowLevelSecurity(t *testing.T) {
 		})
 	}
 
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, setTenantSQL, "b"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO smart_clients (tenant, id, name, type, redirect_uris, scopes, secret_hash, jwks_url, created)
-		VALUES ('a', 'evil', '', 'public', '[]', '["system/*.cruds"]', '', '', 0)`)
-	if code := pgCode(err); code != "42501" {
-		t.Errorf("insert of tenant a's client as b: error %v (SQLSTATE %q), want 42501 (RLS WITH CHECK)", err, code)
+	for _, insert := range []string{
+		`INSERT INTO smart_clients (tenant, id, name, type, redirect_uris, scopes, secret_hash, jwks_url, created)
+		VALUES ('a', 'evil', '', 'public', '[]', '["system/*.cruds"]', '', '', 0)`,
+		`INSERT INTO smart_state (tenant, key, value, expires) VALUES ('a', 'jti:x', '\x01', 9000000000000000)`,
+		`INSERT INTO smart_revocations (tenant, id, seq, expires) VALUES ('a', 'r2', 99, 9000000000000000)`,
+	} {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, setTenantSQL, "b"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(ctx, insert)
+		if code := pgCode(err); code != "42501" {
+			t.Errorf("%s as b: error %v (SQLSTATE %q), want 42501 (RLS WITH CHECK)", insert, err, code)
+		}
+		_ = tx.Rollback(ctx)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/smart/registry"
@@ -13,8 +14,9 @@ import (
 )
 
 // This file implements server/smart/registry.Store: the SMART clients,
-// users and signing keys of migration 0030. Writes go through the writer
-// connection, reads through the read pool.
+// users and signing keys of migration 0030, and registry.State (migration
+// 0031). Writes go through the writer connection, reads through the read
+// pool.
 
 var _ registry.Store = (*Store)(nil)
 
@@ -250,4 +252,144 @@ func (s *Store) SigningKeys(ctx context.Context, tenant string) ([]*registry.Sig
 		return nil
 	}, `SELECT id, alg, private_key, created FROM smart_signing_keys WHERE tenant = ? ORDER BY created DESC, id DESC`, tenant)
 	return out, err
+}
+
+// The authorization server's short-lived state (registry.State, migration
+// 0031). Writes are transactions on the writer connection (serialized,
+// also across processes sharing the file: BEGIN IMMEDIATE), so a Take is
+// atomic and revocation numbers commit in order. Expiry is in microseconds
+// of this host's clock and is checked on every read.
+
+var _ registry.State = (*Store)(nil)
+
+// stateNow is the store's clock for state rows, in microseconds.
+func stateNow() int64 { return storesql.Micros(storesql.Now()) }
+
+// PutState implements registry.State.
+func (s *Store) PutState(ctx context.Context, tenant, key string, value []byte, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, nil
+	}
+	if value == nil {
+		value = []byte{} // NOT NULL
+	}
+	now := stateNow()
+	n, err := s.smartWrite(ctx, tenant, "storing authorization state", nil,
+		`INSERT INTO smart_state (tenant, key, value, expires) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, expires = excluded.expires WHERE smart_state.expires <= ?`,
+		tenant, key, value, now+ttl.Microseconds(), now)
+	return n == 1, err
+}
+
+// GetState implements registry.State.
+func (s *Store) GetState(ctx context.Context, tenant, key string) ([]byte, bool, error) {
+	var v []byte
+	found := false
+	err := s.smartRead(ctx, tenant, "reading authorization state", func(rows *sql.Rows) error {
+		found = true
+		return rows.Scan(&v)
+	}, `SELECT value FROM smart_state WHERE tenant = ? AND key = ? AND expires > ?`, tenant, key, stateNow())
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// TakeState implements registry.State.
+func (s *Store) TakeState(ctx context.Context, tenant, key string) ([]byte, bool, error) {
+	var v []byte
+	var expires int64
+	found := false
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `DELETE FROM smart_state WHERE tenant = ? AND key = ? RETURNING value, expires`, tenant, key).
+			Scan(&v, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return nil, false, internal("taking authorization state", err)
+	}
+	if !found || expires <= stateNow() {
+		return nil, false, nil
+	}
+	return v, true, nil
+}
+
+// DeleteState implements registry.State.
+func (s *Store) DeleteState(ctx context.Context, tenant, key string) error {
+	_, err := s.smartWrite(ctx, tenant, "deleting authorization state", nil, `DELETE FROM smart_state WHERE tenant = ? AND key = ?`, tenant, key)
+	return err
+}
+
+// Revoke implements registry.State: the tenant's counter and the
+// revocation in one write transaction.
+func (s *Store) Revoke(ctx context.Context, tenant, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkTenant(ctx, tx, tenant); err != nil {
+			return err
+		}
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO smart_revocation_seq (tenant, seq) VALUES (?, 1)
+			ON CONFLICT (tenant) DO UPDATE SET seq = seq + 1 RETURNING seq`, tenant).Scan(&seq); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO smart_revocations (tenant, id, seq, expires) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant, id) DO UPDATE SET seq = excluded.seq, expires = max(expires, excluded.expires)`,
+			tenant, id, seq, stateNow()+ttl.Microseconds())
+		return err
+	})
+	var fe *fhir.Error
+	if err != nil && !errors.As(err, &fe) {
+		return internal("revoking a token", err)
+	}
+	return err
+}
+
+// Revocations implements registry.State.
+func (s *Store) Revocations(ctx context.Context, tenant string, after int64, limit int) ([]registry.Revocation, error) {
+	var out []registry.Revocation
+	err := s.smartRead(ctx, tenant, "reading revocations", func(rows *sql.Rows) error {
+		var r registry.Revocation
+		var expires int64
+		if err := rows.Scan(&r.ID, &r.Seq, &expires); err != nil {
+			return err
+		}
+		r.Expires = storesql.FromMicros(expires)
+		out = append(out, r)
+		return nil
+	}, `SELECT id, seq, expires FROM smart_revocations WHERE tenant = ? AND seq > ? AND expires > ? ORDER BY seq LIMIT ?`,
+		tenant, after, stateNow(), limit)
+	return out, err
+}
+
+// PurgeState implements registry.State: per table, the rows found by the
+// expiry index, in one write transaction.
+func (s *Store) PurgeState(ctx context.Context, tenant string, limit int) (int, error) {
+	now := stateNow()
+	var n int64
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"smart_state", "smart_revocations"} {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE rowid IN (
+				SELECT rowid FROM `+table+` WHERE tenant = ? AND expires <= ? ORDER BY expires LIMIT ?)`, tenant, now, limit)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, internal("purging authorization state", err)
+	}
+	return int(n), nil
 }

@@ -14,3 +14,11 @@ func TestSmartRegistry(t *testing.T) {
 		return openTemp(t, filepath.Join(t.TempDir(), "pulsewire.db"))
 	})
 }
+
+// TestSmartState runs the registry.State suite (entries, revocations and
+// their feed, expiry, purge, races, tenant isolation) on SQLite.
+func TestSmartState(t *testing.T) {
+	smarttest.RunState(t, func(t *testing.T) smarttest.StateStore {
+		return openTemp(t, filepath.Join(t.TempDir(), "pulsewire.db"))
+	})
+}

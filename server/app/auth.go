@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -51,10 +50,11 @@ type AuthConfig struct {
 	// the tenant accepts.
 	ExternalIssuers map[string][]smart.ExternalIssuer
 	// RedisURL, when set, makes Redis the decision cache's L2 (shared by
-	// replicas, invalidated by pub/sub) and the store of the authorization
-	// server's short-lived state (codes, refresh tokens, revocations);
-	// else both are in process (one replica only). RedisPrefix prefixes
-	// every key and channel ("" means "pulsewire:").
+	// replicas, invalidated by pub/sub); else the cache is in process only.
+	// The authorization server's state (codes, refresh tokens,
+	// revocations) is in the store either way, so a Redis outage or
+	// restart loses none of it. RedisPrefix prefixes every key and channel
+	// ("" means "pulsewire:").
 	RedisURL    string
 	RedisPrefix string
 	// ConsentModel applies to patients without a Consent that says
@@ -136,9 +136,12 @@ func setupAuth(ctx context.Context, cfg Config, store fhir.Store, reg *search.Re
 	if !ok {
 		return nil, errors.New("the store keeps no SMART client registry")
 	}
+	state, ok := store.(registry.State)
+	if !ok {
+		return nil, errors.New("the store keeps no SMART authorization state")
+	}
 	w := &authWiring{admin: ac.AdminToken, log: cfg.Logger}
 	var shared kv.Store = memkv.New()
-	var eph smart.Ephemeral // nil: smart's in-process store
 	if ac.RedisURL != "" {
 		prefix := ac.RedisPrefix
 		if prefix == "" {
@@ -148,7 +151,7 @@ func setupAuth(ctx context.Context, cfg Config, store fhir.Store, reg *search.Re
 		if err != nil {
 			return nil, fmt.Errorf("configuring Redis: %w", err)
 		}
-		w.redis, shared, eph = rs, rs, kvEphemeral{rs}
+		w.redis, shared = rs, rs
 	}
 	az, err := authz.New(authz.Config{
 		Consents: authz.StoreConsents{Store: store},
@@ -168,8 +171,8 @@ func setupAuth(ctx context.Context, cfg Config, store fhir.Store, reg *search.Re
 	hooked.AddWriteHook(az.ConsentHook(store))
 	w.smart, err = smart.New(smart.Config{
 		Registry:        invalidatingRegistry{Store: regStore, az: az, log: cfg.Logger},
+		State:           state, // durable, shared by the replicas of the store; never Redis
 		Tenants:         store,
-		Ephemeral:       eph,
 		Patients:        storePatients{store: store, reg: reg},
 		ScopeFilter:     authz.GrantableScopes, // registered patient/*.rs covers a requested patient/Observation.rs
 		PublicBaseURL:   cfg.PublicBaseURL,
@@ -212,12 +215,14 @@ func (w *authWiring) register(e *echo.Echo) {
 	}
 }
 
-// runner keeps the wiring until the server stops, then closes it (after
-// the HTTP server has drained, before the store closes).
+// runner keeps the authorization server's revocation set current and
+// purges its expired state (smart.Server.Run) until the server stops,
+// then closes the wiring (after the HTTP server has drained, before the
+// store closes).
 func (w *authWiring) runner() runner {
 	return runner{
 		name:  "authorization",
-		run:   func(ctx context.Context) error { <-ctx.Done(); return nil },
+		run:   w.smart.Run,
 		close: w.close,
 	}
 }
@@ -363,39 +368,6 @@ func (r invalidatingRegistry) invalidate(ctx context.Context, tenant string) {
 	if err := r.az.Invalidate(ctx, tenant); err != nil {
 		r.log.Warn("invalidating decisions after a client change", "tenant", tenant, "err", err)
 	}
-}
-
-// kvEphemeral is smart's Ephemeral on a kv.Store (Redis): codes, refresh
-// tokens, revocations and the jti replay set shared by every replica.
-type kvEphemeral struct{ kv kv.Store }
-
-var _ smart.Ephemeral = kvEphemeral{}
-
-func (e kvEphemeral) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if ttl <= 0 {
-		return false, nil // every entry expires; kv's 0 would mean never
-	}
-	return e.kv.SetNX(ctx, key, value, ttl)
-}
-
-func (e kvEphemeral) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	return found(e.kv.Get(ctx, key))
-}
-
-func (e kvEphemeral) Take(ctx context.Context, key string) ([]byte, bool, error) {
-	return found(e.kv.Take(ctx, key))
-}
-
-func (e kvEphemeral) Del(ctx context.Context, key string) error { return e.kv.Del(ctx, key) }
-
-func found(v []byte, err error) ([]byte, bool, error) {
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return v, true, nil
 }
 
 // storePatients is the standalone-launch patient picker over the store.

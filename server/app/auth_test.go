@@ -78,8 +78,9 @@ func observation(id, patient string) string {
 		`"effectiveDateTime":"2026-01-02T03:04:05Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
 }
 
-// TestAuthReplicasShareDecisions runs two servers on one store and one
-// Redis (L2 of the decision cache, and the authorization server's state):
+// TestAuthReplicasShareDecisions runs two servers on one store (which
+// also keeps the authorization server's state) and one Redis (L2 of the
+// decision cache):
 // a Consent written through the first changes what the second decides
 // within a second — deny, permit, deny again.
 func TestAuthReplicasShareDecisions(t *testing.T) {

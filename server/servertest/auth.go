@@ -41,9 +41,9 @@ func WithAuth(mod ...func(*app.AuthConfig)) Option {
 	}
 }
 
-// WithRedis shares the decision cache and the authorization server's
-// short-lived state through Redis at url under prefix (use
-// adapters/redis/redistest for a prefix that is cleaned up).
+// WithRedis shares the decision cache through Redis at url under prefix
+// (use adapters/redis/redistest for a prefix that is cleaned up); the
+// authorization server's state is in the store either way.
 func WithRedis(url, prefix string) Option {
 	return func(c *app.Config) { c.Auth.RedisURL, c.Auth.RedisPrefix = url, prefix }
 }
@@ -135,7 +135,7 @@ func (s *Server) LaunchToken(t testing.TB, tenant, patient string, scopes ...str
 		Launch string `json:"launch"`
 	}
 	s.admin(t, tenant, "/auth/launch", map[string]string{"patient": patient}, &launch)
-	return s.authCode(t, tenant, "Practitioner/servertest", launch.Launch, scopes)
+	return s.authCode(t, tenant, "Practitioner/servertest", launch.Launch, scopes).AccessToken
 }
 
 // UserToken returns an access token of a standalone launch by a user
@@ -143,13 +143,28 @@ func (s *Server) LaunchToken(t testing.TB, tenant, patient string, scopes ...str
 // the login and approval pages and the code exchange with PKCE.
 func (s *Server) UserToken(t testing.TB, tenant, fhirUser string, scopes ...string) string {
 	t.Helper()
+	return s.authCode(t, tenant, fhirUser, "", scopes).AccessToken
+}
+
+// Tokens is a token response, with the public client it was issued to.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"` // with offline_access or online_access
+	ClientID     string `json:"-"`
+}
+
+// UserTokens is UserToken returning the whole token response (ask for
+// offline_access to get a refresh token) and the client id, which the
+// client sends to the token and revocation endpoints.
+func (s *Server) UserTokens(t testing.TB, tenant, fhirUser string, scopes ...string) Tokens {
+	t.Helper()
 	return s.authCode(t, tenant, fhirUser, "", scopes)
 }
 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="(req|csrf)" value="([^"]*)">`)
 
 // authCode runs the authorization code flow for a new public client.
-func (s *Server) authCode(t testing.TB, tenant, fhirUser, launch string, scopes []string) string {
+func (s *Server) authCode(t testing.TB, tenant, fhirUser, launch string, scopes []string) Tokens {
 	t.Helper()
 	asked := append([]string{"openid", "fhirUser"}, scopes...)
 	if launch != "" {
@@ -184,8 +199,10 @@ func (s *Server) authCode(t testing.TB, tenant, fhirUser, launch string, scopes 
 	if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
 		t.Fatalf("approve: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	return s.token(t, tenant, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+	tr := s.tokens(t, tenant, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
 		"redirect_uri": {redirect}, "code_verifier": {verifier}, "client_id": {client}})
+	tr.ClientID = client
+	return tr
 }
 
 type page struct{ req, csrf string }
@@ -287,19 +304,23 @@ func (s *Server) admin(t testing.TB, tenant, path string, body any, out ...any) 
 // token posts form to the token endpoint and returns the access token.
 func (s *Server) token(t testing.TB, tenant string, form url.Values) string {
 	t.Helper()
+	return s.tokens(t, tenant, form).AccessToken
+}
+
+// tokens posts form to the token endpoint and returns its answer.
+func (s *Server) tokens(t testing.TB, tenant string, form url.Values) Tokens {
+	t.Helper()
 	resp, err := http.PostForm(s.AuthBase(tenant)+"/token", form)
 	if err != nil {
 		t.Fatalf("token endpoint: %v", err)
 	}
 	defer resp.Body.Close()
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
+	var tr Tokens
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &tr) != nil || tr.AccessToken == "" {
 		t.Fatalf("token endpoint (%s): %d %s", form.Get("grant_type"), resp.StatusCode, b)
 	}
-	return tr.AccessToken
+	return tr
 }
 
 func randomHex(n int) string {

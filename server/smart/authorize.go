@@ -24,7 +24,7 @@ import (
 //
 //	GET|POST authorize -> login page -> POST login -> approval page -> POST approve -> redirect_uri?code&state
 //
-// The request in progress is kept in Ephemeral under a random id that
+// The request in progress is kept in registry.State under a random id that
 // changes at each step; the pages carry that id and a CSRF token, which
 // must also match an HttpOnly SameSite cookie set on this browser, so a
 // request id that leaks cannot be completed from another browser.
@@ -130,7 +130,7 @@ func (s *Server) authorize(c *echo.Context) error {
 	req := &authzRequest{ClientID: cl.ID, ClientName: clientName(cl), RedirectURI: redirect, State: state,
 		Scopes: granted, Challenge: q.Get("code_challenge"), Nonce: q.Get("nonce"), CSRF: randomToken(24)}
 	if launch != "" {
-		b, ok, err := s.eph.Get(ctx, ephKey(tenant, "launch", hashKey(launch)))
+		b, ok, err := s.getState(ctx, tenant, "launch", hashKey(launch))
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (s *Server) saveRequest(ctx context.Context, tenant string, req *authzReque
 		return "", fhir.Errorf(fhir.KindInternal, "encoding authorization request").Wrap(err)
 	}
 	id := randomToken(24)
-	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "authz", id), b, requestTTL); err != nil {
+	if _, err := s.putState(ctx, tenant, "authz", id, b, requestTTL); err != nil {
 		return "", fhir.Errorf(fhir.KindInternal, "storing authorization request").Wrap(err)
 	}
 	return id, nil
@@ -232,7 +232,7 @@ func (s *Server) pageForm(c *echo.Context) (url.Values, *authzRequest, error) {
 		return nil, nil, s.errorPage(c, http.StatusBadRequest, "The form could not be read.")
 	}
 	form := r.PostForm
-	b, ok, err := s.eph.Take(r.Context(), ephKey(c.Param("tenant"), "authz", form.Get("req")))
+	b, ok, err := s.takeState(r.Context(), c.Param("tenant"), "authz", form.Get("req"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -381,7 +381,7 @@ func (s *Server) approve(c *echo.Context) error {
 		return fhir.Errorf(fhir.KindInternal, "encoding authorization code").Wrap(err)
 	}
 	code := randomToken(32)
-	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "code", hashKey(code)), b, s.ttl.code); err != nil {
+	if _, err := s.putState(ctx, tenant, "code", hashKey(code), b, s.ttl.code); err != nil {
 		return fhir.Errorf(fhir.KindInternal, "storing authorization code").Wrap(err)
 	}
 	return redirectTo(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}})
@@ -405,7 +405,7 @@ func (s *Server) createLaunch(c *echo.Context) error {
 		return fhir.Errorf(fhir.KindInternal, "encoding launch context").Wrap(err)
 	}
 	launch := randomToken(24)
-	if _, err := s.eph.SetNX(c.Request().Context(), ephKey(c.Param("tenant"), "launch", hashKey(launch)), b, s.ttl.launch); err != nil {
+	if _, err := s.putState(c.Request().Context(), c.Param("tenant"), "launch", hashKey(launch), b, s.ttl.launch); err != nil {
 		return fhir.Errorf(fhir.KindInternal, "storing launch context").Wrap(err)
 	}
 	noStore(c.Response().Header())

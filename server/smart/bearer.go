@@ -63,8 +63,9 @@ func invalidToken(reason string) *fhir.Error {
 // claim, expiry, not revoked) and tokens of the tenant's external issuers.
 //
 // Errors are *fhir.Error KindUnauthorized (401; Challenge gives the
-// WWW-Authenticate value), or KindInternal when the key store or Ephemeral
-// fails — never a silent pass.
+// WWW-Authenticate value), or KindInternal when the key store fails, or
+// the revocations cannot be brought up to date (see revocationSet) — never
+// a silent pass.
 func (s *Server) Authenticate(r *http.Request, tenant string) (*Grant, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -79,16 +80,20 @@ func (s *Server) Authenticate(r *http.Request, tenant string) (*Grant, error) {
 
 func (s *Server) authenticateToken(ctx context.Context, tenant, token, base string) (*Grant, error) {
 	key := tenant + "\x00" + base + "\x00" + token
-	g, ok := s.verified.get(key, s.now())
+	g, rid, ok := s.verified.get(key, s.now())
 	if !ok {
 		var err error
 		if g, err = s.verifyToken(ctx, tenant, token, base); err != nil {
 			return nil, err
 		}
-		s.verified.put(key, g, s.now())
+		if g.TokenID != "" {
+			rid = revocationID(g.Issuer, g.TokenID)
+		}
+		s.verified.put(key, g, rid, s.now())
 	}
-	if g.TokenID != "" {
-		_, revoked, err := s.eph.Get(ctx, ephKey(tenant, "revoked", hashKey(g.Issuer+"\x00"+g.TokenID)))
+	if rid != "" {
+		// In process (see revocationSet): no network call per request.
+		revoked, err := s.revoked.revoked(ctx, tenant, rid)
 		if err != nil {
 			return nil, fhir.Errorf(fhir.KindInternal, "checking token revocation").Wrap(err)
 		}
@@ -139,9 +144,10 @@ func (s *Server) verifyToken(ctx context.Context, tenant, token, base string) (*
 
 // grantCache remembers the grants of tokens whose signature and claims
 // were verified, so that a client's every request does not pay a
-// signature verification (tens of microseconds for RS256). Entries live
-// until the token expires, at most maxGrantAge; revocation is checked on
-// every request, outside the cache. The cache holds at most maxGrants
+// signature verification (tens of microseconds for RS256), with the id
+// its revocation would have (a hash, computed once). Entries live until
+// the token expires, at most maxGrantAge; revocation is checked on every
+// request, outside the cache. The cache holds at most maxGrants
 // entries and is emptied when full (tokens are short-lived, so a simple
 // reset beats an LRU's bookkeeping on the hot path).
 type grantCache struct {
@@ -151,6 +157,7 @@ type grantCache struct {
 
 type cachedGrant struct {
 	g     Grant
+	rid   string // revocationID of the token, "" when it has no jti
 	until time.Time
 }
 
@@ -159,18 +166,18 @@ const (
 	maxGrantAge = 5 * time.Minute
 )
 
-func (c *grantCache) get(key string, now time.Time) (*Grant, bool) {
+func (c *grantCache) get(key string, now time.Time) (*Grant, string, bool) {
 	c.mu.RLock()
 	e, ok := c.m[key]
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.until) {
-		return nil, false
+		return nil, "", false
 	}
 	g := e.g // a copy: callers may not change the cached grant
-	return &g, true
+	return &g, e.rid, true
 }
 
-func (c *grantCache) put(key string, g *Grant, now time.Time) {
+func (c *grantCache) put(key string, g *Grant, rid string, now time.Time) {
 	until := now.Add(maxGrantAge)
 	if g.ExpiresAt.Before(until) {
 		until = g.ExpiresAt
@@ -180,7 +187,7 @@ func (c *grantCache) put(key string, g *Grant, now time.Time) {
 	if c.m == nil || len(c.m) >= maxGrants {
 		c.m = make(map[string]cachedGrant)
 	}
-	c.m[key] = cachedGrant{g: *g, until: until}
+	c.m[key] = cachedGrant{g: *g, rid: rid, until: until}
 }
 
 // tokenError maps a verification failure: our own reasons (errorString)

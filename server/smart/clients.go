@@ -347,7 +347,7 @@ func (s *Server) verifyAssertion(ctx context.Context, tenant, assertion, formID 
 	// Replay: the jti is remembered until the assertion could no longer be
 	// accepted anyway.
 	ttl := max(time.Unix(*claims.ExpiresAt, 0).Add(clockSkew).Sub(now), time.Second)
-	fresh, err := s.eph.SetNX(ctx, ephKey(tenant, "jti", cl.ID+"\x00"+hashKey(claims.ID)), []byte{1}, ttl)
+	fresh, err := s.putState(ctx, tenant, "jti", hashKey(cl.ID+"\x00"+claims.ID), []byte{1}, ttl)
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -410,9 +410,4 @@ func keyFor(set jwk.Set, kid string, alg jwa.SignatureAlgorithm) (jwk.Key, error
 		return found, nil
 	}
 	return nil, errorString("several keys with that kid and key type")
-}
-
-// ephKey builds an Ephemeral key: every key is namespaced by tenant.
-func ephKey(tenant, kind, id string) string {
-	return "smart:" + tenant + ":" + kind + ":" + id
 }

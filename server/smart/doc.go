@@ -47,14 +47,29 @@
 //
 // The bearer check (Authenticate, Middleware) verifies a token once and
 // then remembers its grant until it expires (at most five minutes);
-// revocation is looked up on every request. Signing keys are per tenant
-// (RS256), created on first use or start (EnsureKeys) and rotated with
-// `pulsewire keys rotate`; clients and users are managed with the admin
-// API or `pulsewire clients|users`.
+// revocation is looked up on every request, in process: each replica holds
+// the revoked token ids of the tenants it serves, loaded from the store and
+// kept current by Run, which reads the store's change feed of revocations
+// (those numbered above the last one seen) every 500 ms. A revocation made
+// on one replica is honoured there at once and on every other replica
+// within one second — the promise server/authz makes for Consent changes.
+// It is never silently stale: a check that finds its set not refreshed for
+// three seconds reloads it itself and fails (500) if the store cannot be
+// read, rather than letting a revoked token through. A revocation that
+// cannot be stored is answered with an error, not 200. Signing keys are
+// per tenant (RS256), created on first use or start (EnsureKeys) and
+// rotated with `pulsewire keys rotate`; clients and users are managed with
+// the admin API or `pulsewire clients|users`.
 //
 // Durable records (clients, users, signing keys) live behind
-// server/smart/registry; short-lived state (codes, refresh tokens, jti
-// replay set, revocations, launch contexts, pending authorization requests)
-// behind Ephemeral. Imported by server/app (wiring) and by whatever needs
-// Grant (server/rest, server/authz); it never imports adapters/.
+// registry.Store; short-lived state (pending authorization requests, codes,
+// refresh tokens and their families, used-code and used-refresh markers,
+// the jti replay set, launch contexts, revocations) behind registry.State.
+// Both are the database (adapters/sqlite, adapters/postgres: migrations
+// 0030 and 0031), shared by the replicas of one store, so neither a restart
+// nor a Redis outage loses a revocation, a refresh token or a replay marker
+// — and Redis is not on this package's path at all (server/authz uses it
+// as the decision cache's L2). Run also purges expired state, in small
+// batches. Imported by server/app (wiring) and by whatever needs Grant
+// (server/rest, server/authz); it never imports adapters/.
 package smart

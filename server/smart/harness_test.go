@@ -89,7 +89,7 @@ func newHarness(t *testing.T, mutate ...func(*smart.Config)) *harness {
 		}
 	}
 	clk := &clock{}
-	cfg := smart.Config{Registry: reg, Tenants: reg, Patients: testPatients, AdminToken: adminToken,
+	cfg := smart.Config{Registry: reg, State: reg, Tenants: reg, Patients: testPatients, AdminToken: adminToken,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now}
 	for _, m := range mutate {
 		m(&cfg)

@@ -91,7 +91,7 @@ func contextClaims(patient, encounter, fhirUser, base string) map[string]any {
 
 // refreshRecord returns the live record of a refresh token, or nil.
 func (s *Server) refreshRecord(ctx context.Context, tenant, rt string) (*grantRecord, error) {
-	b, ok, err := s.eph.Get(ctx, ephKey(tenant, "refresh", hashKey(rt)))
+	b, ok, err := s.getState(ctx, tenant, "refresh", hashKey(rt))
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *Server) refreshRecord(ctx context.Context, tenant, rt string) (*grantRe
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
-	_, revoked, err := s.eph.Get(ctx, ephKey(tenant, "family", rec.Family))
+	_, revoked, err := s.getState(ctx, tenant, "family", rec.Family)
 	if err != nil || revoked {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (s *Server) revoke(c *echo.Context) error {
 			if err := s.revokeJTI(ctx, tenant, rec.Issuer, rec.AccessJTI, rec.AccessExp); err != nil {
 				return s.oauthError(c, errServer(err))
 			}
-			if err := s.eph.Del(ctx, ephKey(tenant, "refresh", hashKey(token))); err != nil {
+			if err := s.delState(ctx, tenant, "refresh", hashKey(token)); err != nil {
 				return s.oauthError(c, errServer(err))
 			}
 		}

@@ -115,7 +115,7 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// hashKey is the SHA-256 of a secret value, hex: what Ephemeral keys hold
+// hashKey is the SHA-256 of a secret value, hex: what state keys hold
 // instead of codes and tokens.
 func hashKey(secret string) string {
 	sum := sha256.Sum256([]byte(secret))

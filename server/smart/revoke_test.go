@@ -11,21 +11,31 @@ import (
 	"time"
 
 	"github.com/pulsewire/pulsewire/server/smart"
+	"github.com/pulsewire/pulsewire/server/smart/registry"
 )
 
-// refusingEphemeral is the in-process Ephemeral whose writes of
-// revocations fail while refuse is set (Redis gone between the token check
-// and the revocation).
-type refusingEphemeral struct {
-	smart.Ephemeral
+// refusingState is the test's State whose writes of revocations fail
+// while refuse is set (the database gone between the token check and the
+// revocation).
+type refusingState struct {
+	registry.State
 	refuse atomic.Bool
 }
 
-func (e *refusingEphemeral) SetNX(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
-	if e.refuse.Load() && (strings.Contains(key, ":revoked:") || strings.Contains(key, ":family:")) {
-		return false, errors.New("ephemeral store unreachable")
+var errUnreachable = errors.New("state store unreachable")
+
+func (e *refusingState) PutState(ctx context.Context, tenant, key string, v []byte, ttl time.Duration) (bool, error) {
+	if e.refuse.Load() && strings.HasPrefix(key, "family:") {
+		return false, errUnreachable
 	}
-	return e.Ephemeral.SetNX(ctx, key, v, ttl)
+	return e.State.PutState(ctx, tenant, key, v, ttl)
+}
+
+func (e *refusingState) Revoke(ctx context.Context, tenant, id string, ttl time.Duration) error {
+	if e.refuse.Load() {
+		return errUnreachable
+	}
+	return e.State.Revoke(ctx, tenant, id, ttl)
 }
 
 // TestRevocationNotStoredIsNotOK: when the revocation cannot be stored the
@@ -34,8 +44,8 @@ func (e *refusingEphemeral) SetNX(ctx context.Context, key string, v []byte, ttl
 // is back revokes the token — for an access token and for a refresh token
 // (whose record survives the failed attempt).
 func TestRevocationNotStoredIsNotOK(t *testing.T) {
-	eph := &refusingEphemeral{Ephemeral: smart.NewMemoryEphemeral()}
-	h := newHarness(t, func(c *smart.Config) { c.Ephemeral = eph })
+	eph := &refusingState{}
+	h := newHarness(t, func(c *smart.Config) { eph.State, c.State = c.State, eph })
 	setupApp(h)
 	revoke := func(token string) tokenResponse {
 		return h.formPost(h.auth("acme")+"/revoke", url.Values{"token": {token}, "client_id": {"growth-chart"}})

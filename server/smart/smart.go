@@ -47,12 +47,18 @@ type PatientLister interface {
 // a requested patient/Observation.rs).
 type ScopeFilter func(allowed, requested []string) []string
 
-// Config configures a Server. Registry and Tenants are required.
+// Config configures a Server. Registry and Tenants are required, and a
+// State.
 type Config struct {
-	Registry  registry.Store
-	Tenants   TenantChecker
-	Ephemeral Ephemeral     // nil: an in-process store (one replica only)
-	Patients  PatientLister // nil: standalone launch/patient works only for patient users
+	Registry registry.Store
+	// State keeps codes, refresh tokens, replay markers, launch contexts
+	// and revocations; replicas that share it share them. It must be
+	// durable: a store that forgets revocations brings revoked tokens
+	// back. nil: Registry, which must then implement registry.State (the
+	// SQL stores do).
+	State    registry.State
+	Tenants  TenantChecker
+	Patients PatientLister // nil: standalone launch/patient works only for patient users
 
 	// PublicBaseURL is scheme://host[:port][/prefix] as clients reach the
 	// server; "" derives it from each request (scheme and Host), which is
@@ -82,6 +88,14 @@ type Config struct {
 	JWKSCacheTTL    time.Duration // how long a fetched client/issuer JWKS is cached; 0: 5 min
 	HTTPClient      *http.Client  // fetches JWKS URLs; nil: a client with a 5 s timeout
 
+	// RevocationRefresh is how often Run reads the revocations other
+	// replicas made; 0: 500 ms. RevocationMaxStale bounds how old the
+	// in-process revocation set may be when a token is checked: an older
+	// one is reloaded by the check itself, which fails (500) if the store
+	// does; 0: 3 s.
+	RevocationRefresh  time.Duration
+	RevocationMaxStale time.Duration
+
 	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
 }
@@ -91,7 +105,7 @@ type Config struct {
 type Server struct {
 	reg       registry.Store
 	tenantsDB TenantChecker
-	eph       Ephemeral
+	state     registry.State
 	patients  PatientLister
 	publicURL string
 	adminTok  string
@@ -105,6 +119,10 @@ type Server struct {
 	jwks     *jwksCache
 	pages    *pages
 	verified grantCache
+
+	revoked           *revocationSet
+	revocationRefresh time.Duration
+	stateTenants      sync.Map // tenants with state this replica purges
 
 	tenantsMu sync.Mutex
 	tenants   map[string]time.Time // known tenant -> until
@@ -123,13 +141,17 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // New returns a Server over cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Registry == nil || cfg.Tenants == nil {
-		return nil, errors.New("smart: Config.Registry and Config.Tenants are required")
+	state := cfg.State
+	if state == nil {
+		state, _ = cfg.Registry.(registry.State)
+	}
+	if cfg.Registry == nil || state == nil || cfg.Tenants == nil {
+		return nil, errors.New("smart: Config.Registry, Config.Tenants and a registry.State (Config.State, or the Registry) are required")
 	}
 	s := &Server{
 		reg:       cfg.Registry,
 		tenantsDB: cfg.Tenants,
-		eph:       cfg.Ephemeral,
+		state:     state,
 		patients:  cfg.Patients,
 		publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"),
 		adminTok:  cfg.AdminToken,
@@ -147,10 +169,8 @@ func New(cfg Config) (*Server, error) {
 			keyOverlap: orDefault(cfg.KeyOverlap, 24*time.Hour),
 			keyCache:   orDefault(cfg.KeyCacheTTL, time.Minute),
 		},
-		tenants: map[string]time.Time{},
-	}
-	if s.eph == nil {
-		s.eph = NewMemoryEphemeral()
+		tenants:           map[string]time.Time{},
+		revocationRefresh: orDefault(cfg.RevocationRefresh, defaultRevocationRefresh),
 	}
 	if s.filter == nil {
 		s.filter = exactScopes
@@ -161,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.revoked = newRevocationSet(s.state, orDefault(cfg.RevocationMaxStale, defaultRevocationMaxStale), s.log)
 	for tenant, iss := range s.external {
 		for _, x := range iss {
 			if err := x.validate(); err != nil {

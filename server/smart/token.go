@@ -14,7 +14,7 @@ import (
 )
 
 // grantRecord is what an authorization code or a refresh token stands for
-// (stored in Ephemeral as JSON).
+// (stored in registry.State as JSON).
 type grantRecord struct {
 	ClientID    string   `json:"client_id"`
 	RedirectURI string   `json:"redirect_uri,omitempty"`
@@ -102,7 +102,7 @@ func (s *Server) codeGrant(ctx context.Context, tenant string, ep endpoints, cli
 	case verifier == "":
 		return nil, errInvalidRequest("code_verifier is required (PKCE)")
 	}
-	b, ok, err := s.eph.Take(ctx, ephKey(tenant, "code", hashKey(code)))
+	b, ok, err := s.takeState(ctx, tenant, "code", hashKey(code))
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -128,7 +128,7 @@ func (s *Server) codeGrant(ctx context.Context, tenant string, ep endpoints, cli
 		return nil, oe
 	}
 	if b, err := json.Marshal(is); err == nil {
-		if _, err := s.eph.SetNX(ctx, ephKey(tenant, "codeused", hashKey(code)), b, s.ttl.access); err != nil {
+		if _, err := s.putState(ctx, tenant, "codeused", hashKey(code), b, s.ttl.access); err != nil {
 			s.log.Warn("remembering a used authorization code failed", "tenant", tenant, "err", err)
 		}
 	}
@@ -150,7 +150,7 @@ func validVerifier(v string) bool {
 
 // codeReplayed revokes what the first exchange of a code issued.
 func (s *Server) codeReplayed(ctx context.Context, tenant, code string) {
-	b, ok, err := s.eph.Get(ctx, ephKey(tenant, "codeused", hashKey(code)))
+	b, ok, err := s.getState(ctx, tenant, "codeused", hashKey(code))
 	if err != nil || !ok {
 		return
 	}
@@ -173,8 +173,7 @@ func (s *Server) refreshGrant(ctx context.Context, tenant string, ep endpoints, 
 	if rt == "" {
 		return nil, errInvalidRequest("refresh_token is required")
 	}
-	key := ephKey(tenant, "refresh", hashKey(rt))
-	b, ok, err := s.eph.Get(ctx, key)
+	b, ok, err := s.getState(ctx, tenant, "refresh", hashKey(rt))
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -186,7 +185,7 @@ func (s *Server) refreshGrant(ctx context.Context, tenant string, ep endpoints, 
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, errServer(err)
 	}
-	if _, revoked, err := s.eph.Get(ctx, ephKey(tenant, "family", rec.Family)); err != nil {
+	if _, revoked, err := s.getState(ctx, tenant, "family", rec.Family); err != nil {
 		return nil, errServer(err)
 	} else if revoked {
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
@@ -201,14 +200,14 @@ func (s *Server) refreshGrant(ctx context.Context, tenant string, ep endpoints, 
 		}
 		rec.Scopes = slices.DeleteFunc(rec.Scopes, func(sc string) bool { return !slices.Contains(asked, sc) })
 	}
-	if _, ok, err := s.eph.Take(ctx, key); err != nil {
+	if _, ok, err := s.takeState(ctx, tenant, "refresh", hashKey(rt)); err != nil {
 		return nil, errServer(err)
 	} else if !ok { // used concurrently
 		s.refreshReplayed(ctx, tenant, rt)
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
 	if ttl := time.Unix(rec.Expires, 0).Sub(s.now()); ttl > 0 {
-		if _, err := s.eph.SetNX(ctx, ephKey(tenant, "refreshused", hashKey(rt)), []byte(rec.Family), ttl); err != nil {
+		if _, err := s.putState(ctx, tenant, "refreshused", hashKey(rt), []byte(rec.Family), ttl); err != nil {
 			s.log.Warn("remembering a used refresh token failed", "tenant", tenant, "err", err)
 		}
 	}
@@ -219,7 +218,7 @@ func (s *Server) refreshGrant(ctx context.Context, tenant string, ep endpoints, 
 // refreshReplayed revokes the family of a refresh token that was already
 // rotated (RFC 9700 §4.14.2: refresh token reuse detection).
 func (s *Server) refreshReplayed(ctx context.Context, tenant, rt string) {
-	b, ok, err := s.eph.Get(ctx, ephKey(tenant, "refreshused", hashKey(rt)))
+	b, ok, err := s.getState(ctx, tenant, "refreshused", hashKey(rt))
 	if err != nil || !ok {
 		return
 	}
@@ -310,7 +309,7 @@ func (s *Server) issue(ctx context.Context, tenant string, ep endpoints, rec *gr
 		return nil, issued{}, errServer(err)
 	}
 	rt := randomToken(32)
-	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "refresh", hashKey(rt)), b, remaining); err != nil {
+	if _, err := s.putState(ctx, tenant, "refresh", hashKey(rt), b, remaining); err != nil {
 		return nil, issued{}, errServer(err)
 	}
 	resp.RefreshToken = rt
@@ -318,7 +317,9 @@ func (s *Server) issue(ctx context.Context, tenant string, ep endpoints, rec *gr
 	return resp, is, nil
 }
 
-// revokeJTI marks an access token revoked until it expires.
+// revokeJTI marks an access token revoked until it expires: in the store,
+// which other replicas follow (see revocationSet), and at once in this
+// replica's set.
 //
 // It returns the store's error (also logged) so that the revocation
 // endpoint does not answer 200 for a revocation that was not stored.
@@ -327,10 +328,13 @@ func (s *Server) revokeJTI(ctx context.Context, tenant, iss, jti string, exp int
 	if jti == "" || ttl <= 0 {
 		return nil
 	}
-	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "revoked", hashKey(iss+"\x00"+jti)), []byte{1}, ttl); err != nil {
+	id := revocationID(iss, jti)
+	s.touch(tenant)
+	if err := s.state.Revoke(ctx, tenant, id, ttl); err != nil {
 		s.log.Error("revoking an access token failed", "tenant", tenant, "err", err)
 		return err
 	}
+	s.revoked.add(tenant, id, time.Now().Add(ttl))
 	return nil
 }
 
@@ -339,7 +343,7 @@ func (s *Server) revokeFamily(ctx context.Context, tenant, family string) error 
 	if family == "" {
 		return nil
 	}
-	if _, err := s.eph.SetNX(ctx, ephKey(tenant, "family", family), []byte{1}, s.ttl.offline); err != nil {
+	if _, err := s.putState(ctx, tenant, "family", family, []byte{1}, s.ttl.offline); err != nil {
 		s.log.Error("revoking a refresh token family failed", "tenant", tenant, "err", err)
 		return err
 	}

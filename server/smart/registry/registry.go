@@ -5,15 +5,16 @@
 // keys, together with the Store through which server/smart reads and writes
 // them.
 //
+// It also declares State, the authorization server's short-lived state
+// (authorization codes, refresh tokens, jti replay set, revocations and
+// their change feed, launch contexts), kept in the same database.
+//
 // It is pure (standard library and server/fhir only) so that the adapters
 // can implement it without importing server/smart, whose JOSE, HTTP and
 // template dependencies they must not see — the same cut as
 // server/ingest/tables. adapters/sqlite and adapters/postgres implement
-// Store (migration 0030) and both pass server/smart/smarttest.
-//
-// Ephemeral state (authorization codes, refresh tokens, jti replay set,
-// revocations, launch contexts) is not here: server/smart keeps it behind
-// its own Ephemeral interface (in process, or Redis).
+// Store (migration 0030) and State (migration 0031), and both pass
+// server/smart/smarttest (Run and RunState).
 package registry
 
 import (

@@ -1,7 +1,8 @@
-// Package smarttest is the shared test suite of registry.Store (the
-// durable records of server/smart: clients, users, signing keys), run by
-// adapters/sqlite and adapters/postgres, and an in-memory Store that passes
-// it, for server/smart's own tests.
+// Package smarttest holds the shared test suites of registry.Store (the
+// durable records of server/smart: clients, users, signing keys; Run) and
+// registry.State (its short-lived state and revocation feed; RunState),
+// run by adapters/sqlite and adapters/postgres, and an in-memory store
+// that passes both, for server/smart's own tests.
 //
 // It imports server/smart/registry, server/fhir and go-cmp only, so the
 // adapters' tests can import it.
