@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulsewire/pulsewire/graph/internal/model"
@@ -193,7 +194,14 @@ func (rq *request) deviceAssocs(ctx context.Context, devices []string) ([]*assoc
 	return out, errs
 }
 
-// patientAssocs loads the devices in use by a batch of patients now.
+// patientAssocs loads the devices in use by a batch of patients now. Their
+// DeviceUseStatements are searched by patient alone and inForce decides
+// which are in force: searching on timing as well (as deviceAssocs does)
+// costs PostgreSQL a fresh query plan each time, ~0.4 ms of its CPU against
+// ~0.05 ms for the search by patient (measured on the bench data set), and
+// a patient has few statements. Devices then reads the devices in use
+// through the request's loader; those the Device search found (affixed to
+// the patient) are primed there.
 func (rq *request) patientAssocs(ctx context.Context, patients []string) ([]*assocs, []error) {
 	out := make([]*assocs, len(patients))
 	errs := make([]error, len(patients))
@@ -204,14 +212,23 @@ func (rq *request) patientAssocs(ctx context.Context, patients []string) ([]*ass
 		return out, errs
 	}
 	list := refs("Patient", patients)
-	// The devices come along (_include): devices reads them.
-	dus, w1, err := rq.searchAll(ctx, "DeviceUseStatement", url.Values{"patient": {list},
-		"timing": rq.inForceNow(), "_include": {"DeviceUseStatement:device"}})
+	var (
+		dus, devs []*fhir.Resource
+		w1, w2    []held
+		err1      error
+		wg        sync.WaitGroup
+	)
+	wg.Go(func() { dus, w1, err1 = rq.searchAll(ctx, "DeviceUseStatement", url.Values{"patient": {list}}) })
+	devs, w2, err := rq.searchAll(ctx, "Device", url.Values{"patient": {list}})
+	wg.Wait()
 	if err != nil {
 		return fail(err)
 	}
-	devs, w2, err := rq.searchAll(ctx, "Device", url.Values{"patient": {list}})
-	if err != nil {
+	if err1 != nil {
+		return fail(err1)
+	}
+	// devices reads them: no need to read them again.
+	if err := rq.primeReads(ctx, devs); err != nil {
 		return fail(err)
 	}
 	by := map[string]*assocs{}
@@ -234,9 +251,14 @@ func (rq *request) patientAssocs(ctx context.Context, patients []string) ([]*ass
 			by[id].affixed = append(by[id].affixed, r.ID)
 		}
 	}
+	// A statement withheld matters when it is in force: it could name a
+	// device the patient uses now.
 	for _, h := range w1 {
-		if a := by[refOf(h.r, "subject", "Patient")]; a != nil {
-			a.withheld = append(a.withheld, h.d)
+		if h.r == nil {
+			continue
+		}
+		if a, ok := inForce(h.r, rq.now); ok && by[a.patient] != nil {
+			by[a.patient].withheld = append(by[a.patient].withheld, h.d)
 		}
 	}
 	for _, h := range w2 {

@@ -15,6 +15,14 @@
 //	POST /graphql                       the same, the tenant in the X-Pulsewire-Tenant header
 //	POST /t/{tenant}/graphql/subgraph   the pulsewire subgraph alone, for outside routers
 //
+// The gateway executes an operation that only our subgraph can serve — a
+// query that validates against the supergraph and selects only fields the
+// composed configuration routes to the in-process subgraph, which with the
+// embedded supergraph is every query — directly on the subgraph's gqlgen
+// executor, with the same limits, errors and response shape as the
+// federation engine (fastpath.go). Operations touching a remote subgraph,
+// and any the subgraph refuses before running, take the engine.
+//
 // Every request carries a SMART access token (Authenticator; server/smart)
 // for its tenant. From its Grant, an Authorizer makes the request's Policy,
 // and every resolver that returns data goes through that one Policy: searches

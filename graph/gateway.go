@@ -22,10 +22,8 @@ import (
 	"github.com/wundergraph/graphql-go-tools/v2/pkg/engine/resolve"
 	"github.com/wundergraph/graphql-go-tools/v2/pkg/graphqlerrors"
 	"github.com/wundergraph/graphql-go-tools/v2/pkg/operationreport"
+	"github.com/wundergraph/graphql-go-tools/v2/pkg/variablesvalidation"
 	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/pulsewire/pulsewire/server/smart"
 )
@@ -102,6 +100,7 @@ type gateway struct {
 	local    func(w http.ResponseWriter, r *http.Request, c *call)
 	base     http.RoundTripper
 	defaultT time.Duration
+	router   *router // routes operations to the engine or the fast path
 }
 
 // call is what a gateway request hands to the subgraphs it calls in
@@ -143,6 +142,7 @@ func newGateway(ctx context.Context, config []byte, remotes map[string]Remote, b
 		gw.names[sg.Id] = sg.Name
 	}
 	used := map[string]bool{}
+	var ours localFields
 	for _, ds := range rc.EngineConfig.DatasourceConfigurations {
 		if ds.CustomGraphql == nil || ds.CustomGraphql.Fetch == nil {
 			return nil, fmt.Errorf("subgraph %q has no fetch configuration", gw.names[ds.Id])
@@ -161,6 +161,9 @@ func newGateway(ctx context.Context, config []byte, remotes map[string]Remote, b
 			return nil, fmt.Errorf("subgraph %q: %w", name, err)
 		}
 		gw.remotes[key] = rem
+		if name == subgraphName && strings.HasPrefix(key, inProcessHost+"/") {
+			ours = newLocalFields(ds)
+		}
 		if f.Header == nil {
 			f.Header = map[string]*nodev1.HTTPHeader{}
 		}
@@ -173,6 +176,14 @@ func newGateway(ctx context.Context, config []byte, remotes map[string]Remote, b
 		if !used[name] {
 			return nil, fmt.Errorf("remote subgraph %q is not in the composed supergraph", name)
 		}
+	}
+	var err error
+	if gw.router, err = newRouter(rc.EngineConfig.GraphqlSchema, ours); err != nil {
+		// The engine reads the schema its own way: serve, without the
+		// fast path.
+		log.Warn("graphql gateway: the supergraph's schema does not load for the fast path; every operation is planned",
+			"error", err.Error())
+		gw.router, _ = newRouter("", nil)
 	}
 	client := &http.Client{Transport: gw}
 	factory := engine.NewFederationEngineConfigFactory(ctx, engine.WithFederationHttpClient(client))
@@ -310,33 +321,11 @@ func readRequest(w http.ResponseWriter, r *http.Request, l *Limits) (*gqlRequest
 	return &req, nil
 }
 
-// serve runs one gateway request of an authenticated caller.
-func (gw *gateway) serve(w http.ResponseWriter, r *http.Request, tenant string, g *smart.Grant) {
-	req, refused := readRequest(w, r, gw.limits)
-	if refused != nil {
-		refused.write(w)
-		return
-	}
-	if doc, perr := parser.ParseQuery(&ast.Source{Input: req.Query}); perr == nil {
-		if e := gw.limits.check(measure(doc), false); e != nil {
-			refuse(e.Extensions["code"].(string), "%s", e.Message).write(w)
-			return
-		}
-	} // a query that does not parse: the engine reports why
-	ctx, cancel := context.WithTimeout(r.Context(), gw.limits.Timeout)
-	defer cancel()
+// execute runs one operation of an authenticated caller on the engine.
+// ctx carries the request's deadline; hdr the headers forwarded to every
+// subgraph.
+func (gw *gateway) execute(ctx context.Context, w http.ResponseWriter, req *gqlRequest, tenant string, g *smart.Grant, hdr http.Header) {
 	ctx = context.WithValue(ctx, callKey{}, &call{tenant: tenant, grant: g})
-	hdr := http.Header{HeaderTenant: {tenant}}
-	if a := r.Header.Get("Authorization"); a != "" {
-		// The engine writes forwarded values into its fetch input (a JSON
-		// template): only a plain bearer token is forwarded. A verified
-		// token always is one.
-		if !bearerPattern.MatchString(a) {
-			refuse(CodeUnauthenticated, "the Authorization header is not a bearer token").write(w)
-			return
-		}
-		hdr.Set("Authorization", a)
-	}
 	op := &gql.Request{Query: req.Query, OperationName: req.OperationName, Variables: req.Variables}
 	var buf bytes.Buffer
 	rw := gql.NewEngineResultWriterFromBuffer(&buf)
@@ -363,9 +352,15 @@ func (gw *gateway) executeError(err error) *errorResponse {
 	var (
 		report operationreport.Report
 		reqErr graphqlerrors.RequestErrors
+		varErr *variablesvalidation.InvalidVariableError
 	)
 	resp := &errorResponse{status: http.StatusOK}
 	switch {
+	case errors.As(err, &varErr):
+		// The client's own variables: its message may quote their values,
+		// which is why it is answered and never logged.
+		resp.Errors = append(resp.Errors, responseError{Message: varErr.Message, Extensions: map[string]any{"code": CodeValidationFailed}})
+		return resp
 	case errors.As(err, &report) && len(report.ExternalErrors) > 0:
 		for _, e := range report.ExternalErrors {
 			resp.Errors = append(resp.Errors, responseError{Message: e.Message, Extensions: map[string]any{"code": CodeValidationFailed}})

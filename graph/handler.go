@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -27,14 +29,14 @@ import (
 	"github.com/pulsewire/pulsewire/server/smart"
 )
 
-// Store is what the GraphQL API reads: the resource store's read side and
-// its tenant registry. fhir.Store implements it.
+// Store is what the GraphQL API reads: the resource store's read side,
+// reading several resources by id at once, and its tenant registry. Both
+// stores (adapters/sqlite, adapters/postgres) implement it.
 type Store interface {
 	fhir.Reader
+	fhir.ManyReader
 	TenantExists(ctx context.Context, tenant string) (bool, error)
 }
-
-var _ Store = fhir.Store(nil)
 
 // Config is what the GraphQL API needs. Store, Registry, Auth and
 // Authorizer are required.
@@ -87,9 +89,13 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	subgraph *handler.Server
+	local    *executor.Executor // the fast path's (fastpath.go)
 	gw       *gateway
 	auditor  Auditor
 	cancel   context.CancelFunc
+
+	// Gateway operations served by the fast path and by the engine.
+	servedLocal, servedEngine atomic.Int64
 
 	tenantsMu sync.Mutex
 	tenants   map[string]time.Time // known to exist until
@@ -112,6 +118,7 @@ func New(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.subgraph = newSubgraphServer(&h.limits, h.log)
+	h.local = newLocalExecutor(&h.limits, h.log)
 
 	sg := cfg.Supergraph
 	if sg == nil {
@@ -139,11 +146,33 @@ func (h *Handler) Close() error {
 	return nil
 }
 
+// newExecutableSchema is the pulsewire subgraph's schema and resolvers.
+func newExecutableSchema(l *Limits) graphql.ExecutableSchema {
+	return exec.NewExecutableSchema(exec.Config{Resolvers: resolver{}, Complexity: complexity(l)})
+}
+
 // newSubgraphServer is gqlgen's server for the pulsewire subgraph.
 func newSubgraphServer(l *Limits, log *slog.Logger) *handler.Server {
-	es := exec.NewExecutableSchema(exec.Config{Resolvers: resolver{}, Complexity: complexity(l)})
-	srv := handler.New(es)
+	srv := handler.New(newExecutableSchema(l))
 	srv.AddTransport(transport.POST{})
+	configureSubgraph(srv, l, log)
+	return srv
+}
+
+// subgraphSetup is what configureSubgraph sets: *handler.Server and
+// *executor.Executor both have it.
+type subgraphSetup interface {
+	SetQueryCache(graphql.Cache[*ast.QueryDocument])
+	Use(graphql.HandlerExtension)
+	SetErrorPresenter(graphql.ErrorPresenterFunc)
+	SetRecoverFunc(graphql.RecoverFunc)
+	AroundResponses(graphql.ResponseMiddleware)
+}
+
+// configureSubgraph gives a subgraph executor its query cache, limits and
+// error presenter, the same for the subgraph's HTTP server and the
+// gateway's fast path.
+func configureSubgraph(srv subgraphSetup, l *Limits, log *slog.Logger) {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(limitsExtension{l})
 	srv.Use(extension.FixedComplexityLimit(l.MaxComplexity))
@@ -158,7 +187,6 @@ func newSubgraphServer(l *Limits, log *slog.Logger) *handler.Server {
 		}
 		return resp
 	})
-	return srv
 }
 
 // Register mounts the API on e:
@@ -195,6 +223,12 @@ func (h *Handler) Register(e *echo.Echo) {
 
 // ServeGateway serves one gateway request for tenant.
 func (h *Handler) ServeGateway(w http.ResponseWriter, r *http.Request, tenant string) {
+	h.serveGateway(w, r, tenant, true)
+}
+
+// serveGateway serves a gateway request; fast allows the fast path
+// (fastpath.go) for operations it can serve.
+func (h *Handler) serveGateway(w http.ResponseWriter, r *http.Request, tenant string, fast bool) {
 	g, refused := h.admit(r, tenant)
 	if !h.audit(w, r, tenant, g, refused) {
 		return
@@ -203,7 +237,37 @@ func (h *Handler) ServeGateway(w http.ResponseWriter, r *http.Request, tenant st
 		refused.write(w)
 		return
 	}
-	h.gw.serve(w, r, tenant, g)
+	req, refused := readRequest(w, r, &h.limits)
+	if refused != nil {
+		refused.write(w)
+		return
+	}
+	rt := h.gw.router.decide(r.Context(), req.Query, req.OperationName)
+	if rt.parsed {
+		if e := h.limits.check(rt.sh, false); e != nil {
+			refuse(e.Extensions["code"].(string), "%s", e.Message).write(w)
+			return
+		}
+	} // a query that does not parse: the engine reports why
+	hdr := http.Header{HeaderTenant: {tenant}}
+	if a := r.Header.Get("Authorization"); a != "" {
+		// The engine writes forwarded values into its fetch input (a JSON
+		// template): only a plain bearer token is forwarded. A verified
+		// token always is one.
+		if !bearerPattern.MatchString(a) {
+			refuse(CodeUnauthenticated, "the Authorization header is not a bearer token").write(w)
+			return
+		}
+		hdr.Set("Authorization", a)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.limits.Timeout)
+	defer cancel()
+	if fast && rt.local && h.serveLocal(ctx, w, req, tenant, g) {
+		h.servedLocal.Add(1)
+		return
+	}
+	h.servedEngine.Add(1)
+	h.gw.execute(ctx, w, req, tenant, g, hdr)
 }
 
 // audit records the request's event (see Config.Auditor); false when it
@@ -327,9 +391,13 @@ func (h *Handler) serveSubgraph(w http.ResponseWriter, r *http.Request, tenant s
 		h.internal("making the request's policy", err).write(w)
 		return
 	}
-	rq := &request{
+	h.subgraph.ServeHTTP(w, r.WithContext(withRequest(ctx, h.newRequest(ctx, tenant, pol))))
+}
+
+// newRequest is the state of one subgraph operation.
+func (h *Handler) newRequest(ctx context.Context, tenant string, pol Policy) *request {
+	return &request{
 		ctx: ctx, tenant: tenant, policy: pol, store: h.store, reg: h.reg, limits: &h.limits,
 		now: h.now(), byID: map[string]*loader[string, *fhir.Resource]{},
 	}
-	h.subgraph.ServeHTTP(w, r.WithContext(withRequest(ctx, rq)))
 }

@@ -117,9 +117,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = az.Close() })
-	var gs graph.Store = store
+	gs, ok := store.(graph.Store)
+	if !ok {
+		t.Fatalf("the store (%T) is not a graph.Store", store)
+	}
 	if cfg.wrap != nil {
-		gs = cfg.wrap(store)
+		gs = cfg.wrap(gs)
 	}
 	var (
 		auth       graph.Authenticator = sm
@@ -382,7 +385,8 @@ func denyConsent(id, patient string) string {
 }
 
 // countingStore counts the store calls of the GraphQL API by kind and
-// resource type ("Search Patient", "Read Patient", "LastN Observation").
+// resource type ("Search Patient", "Read Patient", "ReadMany Patient",
+// "LastN Observation").
 type countingStore struct {
 	graph.Store
 	mu sync.Mutex
@@ -407,6 +411,11 @@ func (c *countingStore) Read(ctx context.Context, tenant, typ, id string) (*fhir
 func (c *countingStore) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
 	c.count("Search " + q.Type)
 	return c.Store.Search(ctx, tenant, q)
+}
+
+func (c *countingStore) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {
+	c.count("ReadMany " + typ)
+	return c.Store.ReadMany(ctx, tenant, typ, ids)
 }
 
 func (c *countingStore) LastN(ctx context.Context, tenant string, q *fhir.Query, max int) ([]*fhir.Resource, error) {

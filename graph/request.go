@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +23,7 @@ type request struct {
 	ctx    context.Context
 	tenant string
 	policy Policy
-	store  fhir.Reader
+	store  Store
 	reg    *search.Registry
 	limits *Limits
 	now    time.Time
@@ -214,8 +213,10 @@ func (rq *request) primeReads(ctx context.Context, rs []*fhir.Resource) error {
 	return nil
 }
 
-// fetchByID reads a batch of resources of typ in one search (_id=a,b,c)
-// and filters them as reads.
+// fetchByID reads a batch of resources of typ in one store call — a Read
+// for one id, which the PostgreSQL store answers in a group with the reads
+// of other requests, a ReadMany for several — and filters them as reads. A
+// deleted resource is not found, as in a search.
 func (rq *request) fetchByID(typ string) func(context.Context, []string) ([]*fhir.Resource, []error) {
 	return func(ctx context.Context, ids []string) ([]*fhir.Resource, []error) {
 		out := make([]*fhir.Resource, len(ids))
@@ -226,15 +227,29 @@ func (rq *request) fetchByID(typ string) func(context.Context, []string) ([]*fhi
 			}
 			return out, errs
 		}
-		q, err := rq.parse(typ, url.Values{"_id": {strings.Join(ids, ",")}, "_count": {strconv.Itoa(len(ids))}}, len(ids))
-		if err != nil {
-			return fail(err)
+		var rs []*fhir.Resource
+		if len(ids) == 1 {
+			r, err := rq.store.Read(ctx, rq.tenant, typ, ids[0])
+			switch {
+			case err == nil:
+				rs = []*fhir.Resource{r}
+			case fhir.IsKind(err, fhir.KindNotFound), fhir.IsKind(err, fhir.KindGone):
+			default:
+				return fail(fmt.Errorf("reading %s by id: %w", typ, err))
+			}
+		} else {
+			all, err := rq.store.ReadMany(ctx, rq.tenant, typ, ids)
+			if err != nil {
+				return fail(fmt.Errorf("reading %s by id: %w", typ, err))
+			}
+			rs = all[:0]
+			for _, r := range all {
+				if !r.Deleted {
+					rs = append(rs, r)
+				}
+			}
 		}
-		res, err := rq.store.Search(ctx, rq.tenant, q)
-		if err != nil {
-			return fail(fmt.Errorf("reading %s by id: %w", typ, err))
-		}
-		kept, withheld, err := rq.policy.Filter(ctx, ActionRead, res.Resources)
+		kept, withheld, err := rq.policy.Filter(ctx, ActionRead, rs)
 		if err != nil {
 			return fail(fmt.Errorf("filtering %s: %w", typ, err))
 		}

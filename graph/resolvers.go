@@ -53,8 +53,12 @@ func readAs[T model.Resource](ctx context.Context, typ, id string) (T, error) {
 
 // follow reads what a reference points to when it is a typ; nil when the
 // reference is absent or points to another type.
-func follow[T model.Resource](ctx context.Context, ref *model.Reference, typ string) (T, error) {
+func follow[T model.Resource](ctx context.Context, reference func() (*model.Reference, error), typ string) (T, error) {
 	var zero T
+	ref, err := reference()
+	if err != nil {
+		return zero, err
+	}
 	t, id, ok := ref.Ref()
 	if !ok || t != typ {
 		return zero, nil

@@ -35,8 +35,12 @@ func (a *App) setupGraphQL(e *echo.Echo, store fhir.Store, reg *search.Registry,
 	if auth != nil {
 		gqlAuth, gqlAuthz = auth.smart, graph.AuthzAuthorizer{Decider: auth.az}
 	}
+	gs, ok := store.(graph.Store)
+	if !ok {
+		return fmt.Errorf("setting up GraphQL: the store (%T) cannot read several resources at once", store)
+	}
 	gc := a.cfg.GraphQL
-	cfg := graph.Config{Store: store, Registry: reg, Auth: gqlAuth, Authorizer: gqlAuthz,
+	cfg := graph.Config{Store: gs, Registry: reg, Auth: gqlAuth, Authorizer: gqlAuthz,
 		Supergraph: gc.Supergraph, Remotes: gc.Remotes, Limits: gc.Limits, Logger: a.log}
 	if aud != nil && a.cfg.Audit.Reads {
 		// A GraphQL request is a read: one AuditEvent per request.

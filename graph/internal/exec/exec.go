@@ -3177,7 +3177,7 @@ func (ec *executionContext) _Consent_status(ctx context.Context, field graphql.C
 			return ec.fieldContext_Consent_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3188,7 +3188,7 @@ func (ec *executionContext) _Consent_status(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Consent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Consent", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Consent", field, true, false, "String")
 }
 
 func (ec *executionContext) _Consent_scope(ctx context.Context, field graphql.CollectedField, obj *model.Consent) (ret graphql.Marshaler) {
@@ -3200,7 +3200,7 @@ func (ec *executionContext) _Consent_scope(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Consent_scope(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Scope, nil
+			return obj.Scope()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CodeableConcept) graphql.Marshaler {
@@ -3214,7 +3214,7 @@ func (ec *executionContext) fieldContext_Consent_scope(_ context.Context, field 
 	fc = &graphql.FieldContext{
 		Object:     "Consent",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -3232,7 +3232,7 @@ func (ec *executionContext) _Consent_category(ctx context.Context, field graphql
 			return ec.fieldContext_Consent_category(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Category, nil
+			return obj.Category()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CodeableConcept) graphql.Marshaler {
@@ -3246,7 +3246,7 @@ func (ec *executionContext) fieldContext_Consent_category(_ context.Context, fie
 	fc = &graphql.FieldContext{
 		Object:     "Consent",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -3264,7 +3264,7 @@ func (ec *executionContext) _Consent_dateTime(ctx context.Context, field graphql
 			return ec.fieldContext_Consent_dateTime(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.DateTime, nil
+			return obj.DateTime()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3275,7 +3275,7 @@ func (ec *executionContext) _Consent_dateTime(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Consent_dateTime(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Consent", field, false, false, "DateTime")
+	return graphql.NewScalarFieldContext("Consent", field, true, false, "DateTime")
 }
 
 func (ec *executionContext) _Consent_patientReference(ctx context.Context, field graphql.CollectedField, obj *model.Consent) (ret graphql.Marshaler) {
@@ -3287,7 +3287,7 @@ func (ec *executionContext) _Consent_patientReference(ctx context.Context, field
 			return ec.fieldContext_Consent_patientReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.PatientReference, nil
+			return obj.PatientReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -3301,7 +3301,7 @@ func (ec *executionContext) fieldContext_Consent_patientReference(_ context.Cont
 	fc = &graphql.FieldContext{
 		Object:     "Consent",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -3498,7 +3498,7 @@ func (ec *executionContext) _Device_status(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Device_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3509,7 +3509,7 @@ func (ec *executionContext) _Device_status(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Device_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Device", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Device", field, true, false, "String")
 }
 
 func (ec *executionContext) _Device_identifier(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
@@ -3521,7 +3521,7 @@ func (ec *executionContext) _Device_identifier(ctx context.Context, field graphq
 			return ec.fieldContext_Device_identifier(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Identifier, nil
+			return obj.Identifier()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.Identifier) graphql.Marshaler {
@@ -3535,7 +3535,7 @@ func (ec *executionContext) fieldContext_Device_identifier(_ context.Context, fi
 	fc = &graphql.FieldContext{
 		Object:     "Device",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Identifier(ctx, field)
@@ -3553,7 +3553,7 @@ func (ec *executionContext) _Device_manufacturer(ctx context.Context, field grap
 			return ec.fieldContext_Device_manufacturer(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Manufacturer, nil
+			return obj.Manufacturer()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3564,7 +3564,7 @@ func (ec *executionContext) _Device_manufacturer(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_Device_manufacturer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Device", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Device", field, true, false, "String")
 }
 
 func (ec *executionContext) _Device_modelNumber(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
@@ -3576,7 +3576,7 @@ func (ec *executionContext) _Device_modelNumber(ctx context.Context, field graph
 			return ec.fieldContext_Device_modelNumber(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ModelNumber, nil
+			return obj.ModelNumber()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3587,7 +3587,7 @@ func (ec *executionContext) _Device_modelNumber(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_Device_modelNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Device", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Device", field, true, false, "String")
 }
 
 func (ec *executionContext) _Device_serialNumber(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
@@ -3599,7 +3599,7 @@ func (ec *executionContext) _Device_serialNumber(ctx context.Context, field grap
 			return ec.fieldContext_Device_serialNumber(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.SerialNumber, nil
+			return obj.SerialNumber()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3610,7 +3610,7 @@ func (ec *executionContext) _Device_serialNumber(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_Device_serialNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Device", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Device", field, true, false, "String")
 }
 
 func (ec *executionContext) _Device_deviceName(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
@@ -3622,7 +3622,7 @@ func (ec *executionContext) _Device_deviceName(ctx context.Context, field graphq
 			return ec.fieldContext_Device_deviceName(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.DeviceName, nil
+			return obj.DeviceName()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceName) graphql.Marshaler {
@@ -3636,7 +3636,7 @@ func (ec *executionContext) fieldContext_Device_deviceName(_ context.Context, fi
 	fc = &graphql.FieldContext{
 		Object:     "Device",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_DeviceName(ctx, field)
@@ -3654,7 +3654,7 @@ func (ec *executionContext) _Device_type(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Device_type(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Type, nil
+			return obj.Type()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CodeableConcept) graphql.Marshaler {
@@ -3668,7 +3668,7 @@ func (ec *executionContext) fieldContext_Device_type(_ context.Context, field gr
 	fc = &graphql.FieldContext{
 		Object:     "Device",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -3686,7 +3686,7 @@ func (ec *executionContext) _Device_patientReference(ctx context.Context, field 
 			return ec.fieldContext_Device_patientReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.PatientReference, nil
+			return obj.PatientReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -3700,7 +3700,7 @@ func (ec *executionContext) fieldContext_Device_patientReference(_ context.Conte
 	fc = &graphql.FieldContext{
 		Object:     "Device",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -3904,7 +3904,7 @@ func (ec *executionContext) _DeviceMetric_type(ctx context.Context, field graphq
 			return ec.fieldContext_DeviceMetric_type(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Type, nil
+			return obj.Type()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v model.CodeableConcept) graphql.Marshaler {
@@ -3918,7 +3918,7 @@ func (ec *executionContext) fieldContext_DeviceMetric_type(_ context.Context, fi
 	fc = &graphql.FieldContext{
 		Object:     "DeviceMetric",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -3936,7 +3936,7 @@ func (ec *executionContext) _DeviceMetric_unit(ctx context.Context, field graphq
 			return ec.fieldContext_DeviceMetric_unit(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Unit, nil
+			return obj.Unit()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CodeableConcept) graphql.Marshaler {
@@ -3950,7 +3950,7 @@ func (ec *executionContext) fieldContext_DeviceMetric_unit(_ context.Context, fi
 	fc = &graphql.FieldContext{
 		Object:     "DeviceMetric",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -3968,7 +3968,7 @@ func (ec *executionContext) _DeviceMetric_operationalStatus(ctx context.Context,
 			return ec.fieldContext_DeviceMetric_operationalStatus(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.OperationalStatus, nil
+			return obj.OperationalStatus()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3979,7 +3979,7 @@ func (ec *executionContext) _DeviceMetric_operationalStatus(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext_DeviceMetric_operationalStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeviceMetric", field, false, false, "String")
+	return graphql.NewScalarFieldContext("DeviceMetric", field, true, false, "String")
 }
 
 func (ec *executionContext) _DeviceMetric_color(ctx context.Context, field graphql.CollectedField, obj *model.DeviceMetric) (ret graphql.Marshaler) {
@@ -3991,7 +3991,7 @@ func (ec *executionContext) _DeviceMetric_color(ctx context.Context, field graph
 			return ec.fieldContext_DeviceMetric_color(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Color, nil
+			return obj.Color()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -4002,7 +4002,7 @@ func (ec *executionContext) _DeviceMetric_color(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_DeviceMetric_color(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeviceMetric", field, false, false, "String")
+	return graphql.NewScalarFieldContext("DeviceMetric", field, true, false, "String")
 }
 
 func (ec *executionContext) _DeviceMetric_category(ctx context.Context, field graphql.CollectedField, obj *model.DeviceMetric) (ret graphql.Marshaler) {
@@ -4014,7 +4014,7 @@ func (ec *executionContext) _DeviceMetric_category(ctx context.Context, field gr
 			return ec.fieldContext_DeviceMetric_category(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Category, nil
+			return obj.Category()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -4025,7 +4025,7 @@ func (ec *executionContext) _DeviceMetric_category(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_DeviceMetric_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeviceMetric", field, false, false, "String")
+	return graphql.NewScalarFieldContext("DeviceMetric", field, true, false, "String")
 }
 
 func (ec *executionContext) _DeviceMetric_sourceReference(ctx context.Context, field graphql.CollectedField, obj *model.DeviceMetric) (ret graphql.Marshaler) {
@@ -4037,7 +4037,7 @@ func (ec *executionContext) _DeviceMetric_sourceReference(ctx context.Context, f
 			return ec.fieldContext_DeviceMetric_sourceReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.SourceReference, nil
+			return obj.SourceReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -4051,7 +4051,7 @@ func (ec *executionContext) fieldContext_DeviceMetric_sourceReference(_ context.
 	fc = &graphql.FieldContext{
 		Object:     "DeviceMetric",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -4101,7 +4101,7 @@ func (ec *executionContext) _DeviceMetric_parentReference(ctx context.Context, f
 			return ec.fieldContext_DeviceMetric_parentReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ParentReference, nil
+			return obj.ParentReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -4115,7 +4115,7 @@ func (ec *executionContext) fieldContext_DeviceMetric_parentReference(_ context.
 	fc = &graphql.FieldContext{
 		Object:     "DeviceMetric",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -4289,7 +4289,7 @@ func (ec *executionContext) _Encounter_status(ctx context.Context, field graphql
 			return ec.fieldContext_Encounter_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -4300,7 +4300,7 @@ func (ec *executionContext) _Encounter_status(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Encounter_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Encounter", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Encounter", field, true, false, "String")
 }
 
 func (ec *executionContext) _Encounter_class(ctx context.Context, field graphql.CollectedField, obj *model.Encounter) (ret graphql.Marshaler) {
@@ -4312,7 +4312,7 @@ func (ec *executionContext) _Encounter_class(ctx context.Context, field graphql.
 			return ec.fieldContext_Encounter_class(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Class, nil
+			return obj.Class()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Coding) graphql.Marshaler {
@@ -4326,7 +4326,7 @@ func (ec *executionContext) fieldContext_Encounter_class(_ context.Context, fiel
 	fc = &graphql.FieldContext{
 		Object:     "Encounter",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Coding(ctx, field)
@@ -4344,7 +4344,7 @@ func (ec *executionContext) _Encounter_type(ctx context.Context, field graphql.C
 			return ec.fieldContext_Encounter_type(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Type, nil
+			return obj.Type()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CodeableConcept) graphql.Marshaler {
@@ -4358,7 +4358,7 @@ func (ec *executionContext) fieldContext_Encounter_type(_ context.Context, field
 	fc = &graphql.FieldContext{
 		Object:     "Encounter",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -4376,7 +4376,7 @@ func (ec *executionContext) _Encounter_period(ctx context.Context, field graphql
 			return ec.fieldContext_Encounter_period(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Period, nil
+			return obj.Period()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Period) graphql.Marshaler {
@@ -4390,7 +4390,7 @@ func (ec *executionContext) fieldContext_Encounter_period(_ context.Context, fie
 	fc = &graphql.FieldContext{
 		Object:     "Encounter",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Period(ctx, field)
@@ -4408,7 +4408,7 @@ func (ec *executionContext) _Encounter_subjectReference(ctx context.Context, fie
 			return ec.fieldContext_Encounter_subjectReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.SubjectReference, nil
+			return obj.SubjectReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -4422,7 +4422,7 @@ func (ec *executionContext) fieldContext_Encounter_subjectReference(_ context.Co
 	fc = &graphql.FieldContext{
 		Object:     "Encounter",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -5273,7 +5273,7 @@ func (ec *executionContext) _Observation_status(ctx context.Context, field graph
 			return ec.fieldContext_Observation_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Status, nil
+			return obj.Status()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -5284,7 +5284,7 @@ func (ec *executionContext) _Observation_status(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_Observation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Observation", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Observation", field, true, false, "String")
 }
 
 func (ec *executionContext) _Observation_category(ctx context.Context, field graphql.CollectedField, obj *model.Observation) (ret graphql.Marshaler) {
@@ -5296,7 +5296,7 @@ func (ec *executionContext) _Observation_category(ctx context.Context, field gra
 			return ec.fieldContext_Observation_category(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Category, nil
+			return obj.Category()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CodeableConcept) graphql.Marshaler {
@@ -5310,7 +5310,7 @@ func (ec *executionContext) fieldContext_Observation_category(_ context.Context,
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -5328,7 +5328,7 @@ func (ec *executionContext) _Observation_code(ctx context.Context, field graphql
 			return ec.fieldContext_Observation_code(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Code, nil
+			return obj.Code()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v model.CodeableConcept) graphql.Marshaler {
@@ -5342,7 +5342,7 @@ func (ec *executionContext) fieldContext_Observation_code(_ context.Context, fie
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -5360,7 +5360,7 @@ func (ec *executionContext) _Observation_effective(ctx context.Context, field gr
 			return ec.fieldContext_Observation_effective(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Effective(), nil
+			return obj.Effective()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -5383,7 +5383,7 @@ func (ec *executionContext) _Observation_effectivePeriod(ctx context.Context, fi
 			return ec.fieldContext_Observation_effectivePeriod(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.EffectivePeriod, nil
+			return obj.EffectivePeriod()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Period) graphql.Marshaler {
@@ -5397,7 +5397,7 @@ func (ec *executionContext) fieldContext_Observation_effectivePeriod(_ context.C
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Period(ctx, field)
@@ -5415,7 +5415,7 @@ func (ec *executionContext) _Observation_issued(ctx context.Context, field graph
 			return ec.fieldContext_Observation_issued(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Issued, nil
+			return obj.Issued()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -5426,7 +5426,7 @@ func (ec *executionContext) _Observation_issued(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_Observation_issued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Observation", field, false, false, "DateTime")
+	return graphql.NewScalarFieldContext("Observation", field, true, false, "DateTime")
 }
 
 func (ec *executionContext) _Observation_valueQuantity(ctx context.Context, field graphql.CollectedField, obj *model.Observation) (ret graphql.Marshaler) {
@@ -5438,7 +5438,7 @@ func (ec *executionContext) _Observation_valueQuantity(ctx context.Context, fiel
 			return ec.fieldContext_Observation_valueQuantity(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ValueQuantity, nil
+			return obj.ValueQuantity()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Quantity) graphql.Marshaler {
@@ -5452,7 +5452,7 @@ func (ec *executionContext) fieldContext_Observation_valueQuantity(_ context.Con
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Quantity(ctx, field)
@@ -5470,7 +5470,7 @@ func (ec *executionContext) _Observation_valueCodeableConcept(ctx context.Contex
 			return ec.fieldContext_Observation_valueCodeableConcept(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ValueCodeableConcept, nil
+			return obj.ValueCodeableConcept()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CodeableConcept) graphql.Marshaler {
@@ -5484,7 +5484,7 @@ func (ec *executionContext) fieldContext_Observation_valueCodeableConcept(_ cont
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -5502,7 +5502,7 @@ func (ec *executionContext) _Observation_valueString(ctx context.Context, field 
 			return ec.fieldContext_Observation_valueString(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ValueString, nil
+			return obj.ValueString()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -5513,7 +5513,7 @@ func (ec *executionContext) _Observation_valueString(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_Observation_valueString(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Observation", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Observation", field, true, false, "String")
 }
 
 func (ec *executionContext) _Observation_valueBoolean(ctx context.Context, field graphql.CollectedField, obj *model.Observation) (ret graphql.Marshaler) {
@@ -5525,7 +5525,7 @@ func (ec *executionContext) _Observation_valueBoolean(ctx context.Context, field
 			return ec.fieldContext_Observation_valueBoolean(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ValueBoolean, nil
+			return obj.ValueBoolean()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
@@ -5536,7 +5536,7 @@ func (ec *executionContext) _Observation_valueBoolean(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_Observation_valueBoolean(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Observation", field, false, false, "Boolean")
+	return graphql.NewScalarFieldContext("Observation", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _Observation_valueInteger(ctx context.Context, field graphql.CollectedField, obj *model.Observation) (ret graphql.Marshaler) {
@@ -5548,7 +5548,7 @@ func (ec *executionContext) _Observation_valueInteger(ctx context.Context, field
 			return ec.fieldContext_Observation_valueInteger(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ValueInteger, nil
+			return obj.ValueInteger()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
@@ -5559,7 +5559,7 @@ func (ec *executionContext) _Observation_valueInteger(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_Observation_valueInteger(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Observation", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("Observation", field, true, false, "Int")
 }
 
 func (ec *executionContext) _Observation_interpretation(ctx context.Context, field graphql.CollectedField, obj *model.Observation) (ret graphql.Marshaler) {
@@ -5571,7 +5571,7 @@ func (ec *executionContext) _Observation_interpretation(ctx context.Context, fie
 			return ec.fieldContext_Observation_interpretation(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Interpretation, nil
+			return obj.Interpretation()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CodeableConcept) graphql.Marshaler {
@@ -5585,7 +5585,7 @@ func (ec *executionContext) fieldContext_Observation_interpretation(_ context.Co
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CodeableConcept(ctx, field)
@@ -5603,7 +5603,7 @@ func (ec *executionContext) _Observation_component(ctx context.Context, field gr
 			return ec.fieldContext_Observation_component(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Component, nil
+			return obj.Component()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.ObservationComponent) graphql.Marshaler {
@@ -5617,7 +5617,7 @@ func (ec *executionContext) fieldContext_Observation_component(_ context.Context
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ObservationComponent(ctx, field)
@@ -5635,7 +5635,7 @@ func (ec *executionContext) _Observation_subjectReference(ctx context.Context, f
 			return ec.fieldContext_Observation_subjectReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.SubjectReference, nil
+			return obj.SubjectReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -5649,7 +5649,7 @@ func (ec *executionContext) fieldContext_Observation_subjectReference(_ context.
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -5699,7 +5699,7 @@ func (ec *executionContext) _Observation_deviceReference(ctx context.Context, fi
 			return ec.fieldContext_Observation_deviceReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.DeviceReference, nil
+			return obj.DeviceReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -5713,7 +5713,7 @@ func (ec *executionContext) fieldContext_Observation_deviceReference(_ context.C
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -5763,7 +5763,7 @@ func (ec *executionContext) _Observation_encounterReference(ctx context.Context,
 			return ec.fieldContext_Observation_encounterReference(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.EncounterReference, nil
+			return obj.EncounterReference()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -5777,7 +5777,7 @@ func (ec *executionContext) fieldContext_Observation_encounterReference(_ contex
 	fc = &graphql.FieldContext{
 		Object:     "Observation",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)
@@ -6290,7 +6290,7 @@ func (ec *executionContext) _Patient_active(ctx context.Context, field graphql.C
 			return ec.fieldContext_Patient_active(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Active, nil
+			return obj.Active()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
@@ -6301,7 +6301,7 @@ func (ec *executionContext) _Patient_active(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Patient_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Patient", field, false, false, "Boolean")
+	return graphql.NewScalarFieldContext("Patient", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _Patient_identifier(ctx context.Context, field graphql.CollectedField, obj *model.Patient) (ret graphql.Marshaler) {
@@ -6313,7 +6313,7 @@ func (ec *executionContext) _Patient_identifier(ctx context.Context, field graph
 			return ec.fieldContext_Patient_identifier(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Identifier, nil
+			return obj.Identifier()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.Identifier) graphql.Marshaler {
@@ -6327,7 +6327,7 @@ func (ec *executionContext) fieldContext_Patient_identifier(_ context.Context, f
 	fc = &graphql.FieldContext{
 		Object:     "Patient",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Identifier(ctx, field)
@@ -6345,7 +6345,7 @@ func (ec *executionContext) _Patient_name(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Patient_name(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Name, nil
+			return obj.Name()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.HumanName) graphql.Marshaler {
@@ -6359,7 +6359,7 @@ func (ec *executionContext) fieldContext_Patient_name(_ context.Context, field g
 	fc = &graphql.FieldContext{
 		Object:     "Patient",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_HumanName(ctx, field)
@@ -6377,7 +6377,7 @@ func (ec *executionContext) _Patient_telecom(ctx context.Context, field graphql.
 			return ec.fieldContext_Patient_telecom(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Telecom, nil
+			return obj.Telecom()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.ContactPoint) graphql.Marshaler {
@@ -6391,7 +6391,7 @@ func (ec *executionContext) fieldContext_Patient_telecom(_ context.Context, fiel
 	fc = &graphql.FieldContext{
 		Object:     "Patient",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ContactPoint(ctx, field)
@@ -6409,7 +6409,7 @@ func (ec *executionContext) _Patient_gender(ctx context.Context, field graphql.C
 			return ec.fieldContext_Patient_gender(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Gender, nil
+			return obj.Gender()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -6420,7 +6420,7 @@ func (ec *executionContext) _Patient_gender(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Patient_gender(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Patient", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Patient", field, true, false, "String")
 }
 
 func (ec *executionContext) _Patient_birthDate(ctx context.Context, field graphql.CollectedField, obj *model.Patient) (ret graphql.Marshaler) {
@@ -6432,7 +6432,7 @@ func (ec *executionContext) _Patient_birthDate(ctx context.Context, field graphq
 			return ec.fieldContext_Patient_birthDate(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.BirthDate, nil
+			return obj.BirthDate()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -6443,7 +6443,7 @@ func (ec *executionContext) _Patient_birthDate(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Patient_birthDate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Patient", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Patient", field, true, false, "String")
 }
 
 func (ec *executionContext) _Patient_managingOrganization(ctx context.Context, field graphql.CollectedField, obj *model.Patient) (ret graphql.Marshaler) {
@@ -6455,7 +6455,7 @@ func (ec *executionContext) _Patient_managingOrganization(ctx context.Context, f
 			return ec.fieldContext_Patient_managingOrganization(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ManagingOrganization, nil
+			return obj.ManagingOrganization()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Reference) graphql.Marshaler {
@@ -6469,7 +6469,7 @@ func (ec *executionContext) fieldContext_Patient_managingOrganization(_ context.
 	fc = &graphql.FieldContext{
 		Object:     "Patient",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Reference(ctx, field)

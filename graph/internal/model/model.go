@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -131,40 +132,113 @@ type Resource interface {
 	Stored() *fhir.Resource
 }
 
-// Patient is a Patient resource.
-type Patient struct {
-	src                  *fhir.Resource
-	ID                   string          `json:"-"`
-	Active               *bool           `json:"active"`
-	Identifier           []*Identifier   `json:"identifier"`
-	Name                 []*HumanName    `json:"name"`
-	Telecom              []*ContactPoint `json:"telecom"`
-	Gender               *string         `json:"gender"`
-	BirthDate            *string         `json:"birthDate"`
-	ManagingOrganization *Reference      `json:"managingOrganization"`
+// lazy is a stored resource read on demand: its top-level members are found
+// on first use (topMembers, a byte scan) and each is decoded when a field
+// asks for it. A query selects a few fields of resources that hold many;
+// decoding every resource whole was the largest single cost of the
+// benchmark query (a sixth of the server's CPU). It is safe for concurrent
+// use (resolvers of one object run concurrently).
+type lazy struct {
+	src  *fhir.Resource
+	once sync.Once
+	ms   []fhir.Member
+	err  error
 }
 
-// Observation is an Observation resource.
+// raw returns the member key of the resource as written, nil when absent.
+// Stored bodies were validated on write, so an error means a corrupt row:
+// it is reported as an internal error naming the resource, never its
+// content.
+func (l *lazy) raw(key string) (json.RawMessage, error) {
+	l.once.Do(func() { l.ms, l.err = topMembers(l.src.Body) })
+	if l.err != nil {
+		return nil, fhir.Errorf(fhir.KindInternal, "decoding stored %s/%s", l.src.Type, l.src.ID).Wrap(l.err)
+	}
+	for _, m := range l.ms {
+		if m.Key == key {
+			return m.Value, nil
+		}
+	}
+	return nil, nil
+}
+
+// member decodes the member key of l with dec (the zero T when it is
+// absent or null).
+func member[T any](l *lazy, key string, dec decoder[T]) (T, error) {
+	var zero T
+	raw, err := l.raw(key)
+	if err != nil || raw == nil {
+		return zero, err
+	}
+	v, err := nullable(raw, dec)
+	if err != nil {
+		return zero, fhir.Errorf(fhir.KindInternal, "decoding %s of stored %s/%s", key, l.src.Type, l.src.ID).Wrap(err)
+	}
+	return v, nil
+}
+
+// Patient is a Patient resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
+type Patient struct {
+	lazy
+	ID string
+}
+
+func (p *Patient) Active() (*bool, error) { return member(&p.lazy, "active", boolPtr) }
+func (p *Patient) Identifier() ([]*Identifier, error) {
+	return member(&p.lazy, "identifier", identifiers)
+}
+func (p *Patient) Name() ([]*HumanName, error) { return member(&p.lazy, "name", humanNames) }
+func (p *Patient) Telecom() ([]*ContactPoint, error) {
+	return member(&p.lazy, "telecom", contactPoints)
+}
+func (p *Patient) Gender() (*string, error)    { return member(&p.lazy, "gender", strPtr) }
+func (p *Patient) BirthDate() (*string, error) { return member(&p.lazy, "birthDate", strPtr) }
+func (p *Patient) ManagingOrganization() (*Reference, error) {
+	return member(&p.lazy, "managingOrganization", referencePtr)
+}
+
+// Observation is an Observation resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
 type Observation struct {
-	src                  *fhir.Resource
-	ID                   string                  `json:"-"`
-	Status               string                  `json:"status"`
-	Category             []*CodeableConcept      `json:"category"`
-	Code                 CodeableConcept         `json:"code"`
-	EffectiveDateTime    *string                 `json:"effectiveDateTime"`
-	EffectiveInstant     *string                 `json:"effectiveInstant"`
-	EffectivePeriod      *Period                 `json:"effectivePeriod"`
-	Issued               *string                 `json:"issued"`
-	ValueQuantity        *Quantity               `json:"valueQuantity"`
-	ValueCodeableConcept *CodeableConcept        `json:"valueCodeableConcept"`
-	ValueString          *string                 `json:"valueString"`
-	ValueBoolean         *bool                   `json:"valueBoolean"`
-	ValueInteger         *int                    `json:"valueInteger"`
-	Interpretation       []*CodeableConcept      `json:"interpretation"`
-	Component            []*ObservationComponent `json:"component"`
-	SubjectReference     *Reference              `json:"subject"`
-	DeviceReference      *Reference              `json:"device"`
-	EncounterReference   *Reference              `json:"encounter"`
+	lazy
+	ID string
+}
+
+func (o *Observation) Status() (string, error) { return member(&o.lazy, "status", str) }
+func (o *Observation) Category() ([]*CodeableConcept, error) {
+	return member(&o.lazy, "category", codeableConcepts)
+}
+func (o *Observation) Code() (CodeableConcept, error) {
+	return member(&o.lazy, "code", codeableConcept)
+}
+func (o *Observation) EffectivePeriod() (*Period, error) {
+	return member(&o.lazy, "effectivePeriod", periodPtr)
+}
+func (o *Observation) Issued() (*string, error) { return member(&o.lazy, "issued", strPtr) }
+func (o *Observation) ValueQuantity() (*Quantity, error) {
+	return member(&o.lazy, "valueQuantity", quantityPtr)
+}
+func (o *Observation) ValueCodeableConcept() (*CodeableConcept, error) {
+	return member(&o.lazy, "valueCodeableConcept", codeableConceptPtr)
+}
+func (o *Observation) ValueString() (*string, error) { return member(&o.lazy, "valueString", strPtr) }
+func (o *Observation) ValueBoolean() (*bool, error)  { return member(&o.lazy, "valueBoolean", boolPtr) }
+func (o *Observation) ValueInteger() (*int, error)   { return member(&o.lazy, "valueInteger", intPtr) }
+func (o *Observation) Interpretation() ([]*CodeableConcept, error) {
+	return member(&o.lazy, "interpretation", codeableConcepts)
+}
+func (o *Observation) Component() ([]*ObservationComponent, error) {
+	return member(&o.lazy, "component", observationComponents)
+}
+func (o *Observation) SubjectReference() (*Reference, error) {
+	return member(&o.lazy, "subject", referencePtr)
+}
+func (o *Observation) DeviceReference() (*Reference, error) {
+	return member(&o.lazy, "device", referencePtr)
+}
+func (o *Observation) EncounterReference() (*Reference, error) {
+	return member(&o.lazy, "encounter", referencePtr)
 }
 
 // ObservationComponent is one Observation.component.
@@ -177,65 +251,100 @@ type ObservationComponent struct {
 
 // Effective is the clinical time: effectiveDateTime, effectiveInstant, or
 // the start of effectivePeriod.
-func (o *Observation) Effective() *string {
-	switch {
-	case o.EffectiveDateTime != nil:
-		return o.EffectiveDateTime
-	case o.EffectiveInstant != nil:
-		return o.EffectiveInstant
-	case o.EffectivePeriod != nil:
-		return o.EffectivePeriod.Start
+func (o *Observation) Effective() (*string, error) {
+	for _, key := range []string{"effectiveDateTime", "effectiveInstant"} {
+		if v, err := member(&o.lazy, key, strPtr); v != nil || err != nil {
+			return v, err
+		}
 	}
-	return nil
+	p, err := o.EffectivePeriod()
+	if p == nil || err != nil {
+		return nil, err
+	}
+	return p.Start, nil
 }
 
-// Device is a Device resource.
+// Device is a Device resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
 type Device struct {
-	src              *fhir.Resource
-	ID               string           `json:"-"`
-	Status           *string          `json:"status"`
-	Identifier       []*Identifier    `json:"identifier"`
-	Manufacturer     *string          `json:"manufacturer"`
-	ModelNumber      *string          `json:"modelNumber"`
-	SerialNumber     *string          `json:"serialNumber"`
-	DeviceName       []*DeviceName    `json:"deviceName"`
-	Type             *CodeableConcept `json:"type"`
-	PatientReference *Reference       `json:"patient"`
+	lazy
+	ID string
 }
 
-// DeviceMetric is a DeviceMetric resource.
+func (d *Device) Status() (*string, error) { return member(&d.lazy, "status", strPtr) }
+func (d *Device) Identifier() ([]*Identifier, error) {
+	return member(&d.lazy, "identifier", identifiers)
+}
+func (d *Device) Manufacturer() (*string, error) { return member(&d.lazy, "manufacturer", strPtr) }
+func (d *Device) ModelNumber() (*string, error)  { return member(&d.lazy, "modelNumber", strPtr) }
+func (d *Device) SerialNumber() (*string, error) { return member(&d.lazy, "serialNumber", strPtr) }
+func (d *Device) DeviceName() ([]*DeviceName, error) {
+	return member(&d.lazy, "deviceName", deviceNames)
+}
+func (d *Device) Type() (*CodeableConcept, error) { return member(&d.lazy, "type", codeableConceptPtr) }
+func (d *Device) PatientReference() (*Reference, error) {
+	return member(&d.lazy, "patient", referencePtr)
+}
+
+// DeviceMetric is a DeviceMetric resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
 type DeviceMetric struct {
-	src               *fhir.Resource
-	ID                string           `json:"-"`
-	Type              CodeableConcept  `json:"type"`
-	Unit              *CodeableConcept `json:"unit"`
-	OperationalStatus *string          `json:"operationalStatus"`
-	Color             *string          `json:"color"`
-	Category          string           `json:"category"`
-	SourceReference   *Reference       `json:"source"`
-	ParentReference   *Reference       `json:"parent"`
+	lazy
+	ID string
 }
 
-// Encounter is an Encounter resource.
+func (m *DeviceMetric) Type() (CodeableConcept, error) {
+	return member(&m.lazy, "type", codeableConcept)
+}
+func (m *DeviceMetric) Unit() (*CodeableConcept, error) {
+	return member(&m.lazy, "unit", codeableConceptPtr)
+}
+func (m *DeviceMetric) OperationalStatus() (*string, error) {
+	return member(&m.lazy, "operationalStatus", strPtr)
+}
+func (m *DeviceMetric) Color() (*string, error)   { return member(&m.lazy, "color", strPtr) }
+func (m *DeviceMetric) Category() (string, error) { return member(&m.lazy, "category", str) }
+func (m *DeviceMetric) SourceReference() (*Reference, error) {
+	return member(&m.lazy, "source", referencePtr)
+}
+func (m *DeviceMetric) ParentReference() (*Reference, error) {
+	return member(&m.lazy, "parent", referencePtr)
+}
+
+// Encounter is an Encounter resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
 type Encounter struct {
-	src              *fhir.Resource
-	ID               string             `json:"-"`
-	Status           string             `json:"status"`
-	Class            *Coding            `json:"class"`
-	Type             []*CodeableConcept `json:"type"`
-	Period           *Period            `json:"period"`
-	SubjectReference *Reference         `json:"subject"`
+	lazy
+	ID string
 }
 
-// Consent is a Consent resource.
+func (e *Encounter) Status() (string, error) { return member(&e.lazy, "status", str) }
+func (e *Encounter) Class() (*Coding, error) { return member(&e.lazy, "class", codingPtr) }
+func (e *Encounter) Type() ([]*CodeableConcept, error) {
+	return member(&e.lazy, "type", codeableConcepts)
+}
+func (e *Encounter) Period() (*Period, error) { return member(&e.lazy, "period", periodPtr) }
+func (e *Encounter) SubjectReference() (*Reference, error) {
+	return member(&e.lazy, "subject", referencePtr)
+}
+
+// Consent is a Consent resource. Its fields are methods that decode what they return
+// from the stored JSON (see lazy).
 type Consent struct {
-	src              *fhir.Resource
-	ID               string             `json:"-"`
-	Status           string             `json:"status"`
-	Scope            *CodeableConcept   `json:"scope"`
-	Category         []*CodeableConcept `json:"category"`
-	DateTime         *string            `json:"dateTime"`
-	PatientReference *Reference         `json:"patient"`
+	lazy
+	ID string
+}
+
+func (c *Consent) Status() (string, error) { return member(&c.lazy, "status", str) }
+func (c *Consent) Scope() (*CodeableConcept, error) {
+	return member(&c.lazy, "scope", codeableConceptPtr)
+}
+func (c *Consent) Category() ([]*CodeableConcept, error) {
+	return member(&c.lazy, "category", codeableConcepts)
+}
+func (c *Consent) DateTime() (*string, error) { return member(&c.lazy, "dateTime", strPtr) }
+func (c *Consent) PatientReference() (*Reference, error) {
+	return member(&c.lazy, "patient", referencePtr)
 }
 
 // The stored resource and its meta, for every model.
@@ -261,49 +370,25 @@ func (m *DeviceMetric) Resource() RawJSON { return RawJSON(m.src.Body) }
 func (e *Encounter) Resource() RawJSON    { return RawJSON(e.src.Body) }
 func (c *Consent) Resource() RawJSON      { return RawJSON(c.src.Body) }
 
-// decode fills v (a pointer to a model) from r's JSON. Stored bodies were
-// validated on write, so an error means a corrupt row: it is reported as an
-// internal error naming the resource, never its content.
-func decode(r *fhir.Resource, v any) error {
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		return fhir.Errorf(fhir.KindInternal, "decoding stored %s/%s", r.Type, r.ID).Wrap(err)
-	}
-	return nil
-}
-
 // New returns the model of a stored resource of a type the schema has, or
-// an internal error for any other type.
+// an internal error for any other type. Its fields are decoded when they
+// are asked for (see lazy).
 func New(r *fhir.Resource) (Resource, error) {
-	var (
-		m   Resource
-		err error
-	)
 	switch r.Type {
 	case "Patient":
-		v := &Patient{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
+		return &Patient{lazy: lazy{src: r}, ID: r.ID}, nil
 	case "Observation":
-		v := &Observation{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
+		return &Observation{lazy: lazy{src: r}, ID: r.ID}, nil
 	case "Device":
-		v := &Device{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
+		return &Device{lazy: lazy{src: r}, ID: r.ID}, nil
 	case "DeviceMetric":
-		v := &DeviceMetric{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
+		return &DeviceMetric{lazy: lazy{src: r}, ID: r.ID}, nil
 	case "Encounter":
-		v := &Encounter{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
+		return &Encounter{lazy: lazy{src: r}, ID: r.ID}, nil
 	case "Consent":
-		v := &Consent{src: r, ID: r.ID}
-		m, err = v, decode(r, v)
-	default:
-		return nil, fhir.Errorf(fhir.KindInternal, "no GraphQL model for resource type %s", r.Type)
+		return &Consent{lazy: lazy{src: r}, ID: r.ID}, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return nil, fhir.Errorf(fhir.KindInternal, "no GraphQL model for resource type %s", r.Type)
 }
 
 // Connections. Edges hold the cursor of each node; Total, when set, counts
