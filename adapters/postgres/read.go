@@ -17,12 +17,15 @@ type reader struct {
 	tenant string
 }
 
-// scopeFor returns the reader for tenant outside a transaction.
+// scopeFor returns the reader for tenant outside a transaction. A tenant
+// already known to be registered is not checked again (nor marked known
+// again: a sync.Map store per search is a write to shared memory).
 func (s *Store) scopeFor(tenant string) (*reader, error) {
 	if !fhir.ValidTenant(tenant) {
 		return nil, tenantNotFound()
 	}
-	return &reader{sc: &poolScope{s: s, tenant: tenant}, tenant: tenant}, nil
+	_, known := s.known.Load(tenant)
+	return &reader{sc: &poolScope{s: s, tenant: tenant, checked: known}, tenant: tenant}, nil
 }
 
 const (
@@ -151,11 +154,11 @@ func (r *reader) History(ctx context.Context, tenant string, hq *fhir.HistoryQue
 // Read implements fhir.Reader. Reads of a tenant known to be registered go
 // through the read coalescer (see group.go).
 func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
-	r, err := s.scopeFor(tenant)
-	if err != nil {
-		return nil, err
-	}
 	if _, known := s.known.Load(tenant); !known {
+		r, err := s.scopeFor(tenant)
+		if err != nil {
+			return nil, err
+		}
 		return r.Read(ctx, tenant, typ, id)
 	}
 	res, err := s.groupRead(tenant, typ, id)

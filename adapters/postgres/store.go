@@ -113,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: creating pool: %w", err)
 	}
 	s := &Store{pool: pool, cfg: pc, role: role}
-	s.reads = newCoalescer(groupWorkers, groupMax, s.runReads)
+	s.reads = newCoalescer(readWorkers(), groupMax, s.runReads)
 	s.commits = newCoalescer(groupWorkers, groupMax, s.runCommits)
 	return s, nil
 }

@@ -207,7 +207,7 @@ func (a *API) metadata(c *echo.Context) error {
 	if err != nil {
 		return fhir.Errorf(fhir.KindInternal, "building CapabilityStatement").Wrap(err)
 	}
-	return c.Blob(http.StatusOK, contentType, b)
+	return send(c, http.StatusOK, b)
 }
 
 // checkType answers 404 not-supported for a resource type in the URL that

@@ -131,7 +131,7 @@ func (a *API) bundle(c *echo.Context) error {
 	if err != nil {
 		return fhir.Errorf(fhir.KindInternal, "encoding Bundle response").Wrap(err)
 	}
-	return c.Blob(http.StatusOK, contentType, b)
+	return send(c, http.StatusOK, b)
 }
 
 // entryFailure is the error a transaction fails with: the entry's own

@@ -433,14 +433,16 @@ func (a *API) sendResource(c *echo.Context, res *fhir.Resource) error {
 		}
 	}
 	body := []byte(res.Body)
-	qp := c.QueryParams()
-	if s, e := qp.Get("_summary"), qp.Get("_elements"); s != "" || e != "" {
-		var err error
-		if body, err = present(body, res.Type, s, splitList(qp["_elements"])); err != nil {
-			return err
+	if c.Request().URL.RawQuery != "" { // most reads have none: no map to build
+		qp := c.QueryParams()
+		if s, e := qp.Get("_summary"), qp.Get("_elements"); s != "" || e != "" {
+			var err error
+			if body, err = present(body, res.Type, s, splitList(qp["_elements"])); err != nil {
+				return err
+			}
 		}
 	}
-	return c.Blob(http.StatusOK, contentType, body)
+	return send(c, http.StatusOK, body)
 }
 
 func (a *API) delete(c *echo.Context) error {
@@ -476,7 +478,7 @@ func (a *API) delete(c *echo.Context) error {
 		c.Response().Header().Set("ETag", res.ETag())
 	}
 	if parsePrefer(c.Request().Header).Return == "OperationOutcome" {
-		return c.Blob(http.StatusOK, contentType, informational("deleted"))
+		return send(c, http.StatusOK, informational("deleted"))
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -106,14 +106,22 @@ func (a *API) writeResult(c *echo.Context, res *fhir.Resource, status int, creat
 		if created {
 			msg = "created"
 		}
-		return c.Blob(status, contentType, informational(msg))
+		return send(c, status, informational(msg))
 	}
-	return c.Blob(status, contentType, res.Body)
+	return send(c, status, res.Body)
 }
 
 func setVersionHeaders(h http.Header, res *fhir.Resource) {
 	h.Set("ETag", res.ETag())
 	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+// send writes body, FHIR JSON, with status and its Content-Length. Without
+// a length net/http sends a body larger than its 2 KiB buffer (a search
+// page, a Bundle) chunked, which takes more writes to the socket.
+func send(c *echo.Context, status int, body []byte) error {
+	c.Response().Header()["Content-Length"] = []string{strconv.Itoa(len(body))}
+	return c.Blob(status, contentType, body)
 }
 
 // parseETag reads a version from If-Match: W/"3", "3" or 3. "" gives 0.

@@ -201,9 +201,9 @@ func (a *API) searchType(c *echo.Context) error {
 	if err := a.recordRequest(c, ev, err); err != nil {
 		return err
 	}
-	// Blob copies b into the response before it returns.
+	// send copies b into the response before it returns.
 	defer putBuf(b)
-	return c.Blob(http.StatusOK, contentType, b)
+	return send(c, http.StatusOK, b)
 }
 
 // requestParams returns the search parameters of a request: the URL query,
@@ -485,7 +485,7 @@ func (a *API) history(c *echo.Context, typ, id string) error {
 	if err != nil {
 		return fhir.Errorf(fhir.KindInternal, "encoding history").Wrap(err)
 	}
-	return c.Blob(http.StatusOK, contentType, out)
+	return send(c, http.StatusOK, out)
 }
 
 // historyOf decides act (history or instance history) and returns the
@@ -619,7 +619,7 @@ func (a *API) lastN(c *echo.Context) error {
 	if err != nil {
 		return fhir.Errorf(fhir.KindInternal, "encoding $lastn").Wrap(err)
 	}
-	return c.Blob(http.StatusOK, contentType, out)
+	return send(c, http.StatusOK, out)
 }
 
 // lastNOf decides $lastn for patient (the one the query names, or ""),
