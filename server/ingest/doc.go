@@ -19,11 +19,16 @@
 // error, i.e. after the commit.
 //
 // Idempotency: an Observation's id is derived from tenant, device
-// identifier, reading type and effective time (ObservationID). Within the
-// transaction the pipeline locks "ingest:Device/<id>" and "ingest:<obs id>"
-// (all keys of a batch in sorted order, so batches cannot deadlock), reads,
-// and writes only when the Observation does not exist; a racing copy on
-// another connection waits on the lock and then finds it ("duplicate").
+// identifier, reading type and effective time (ObservationID), so two
+// copies of a reading are readings of one device. Within the transaction
+// the pipeline locks "ingest:Device/<id>" for every device of the batch
+// (all keys in sorted order, so batches cannot deadlock), reads, and writes
+// only when the Observation does not exist; a racing copy on another
+// connection waits on its device's lock and then finds it ("duplicate").
+// One lock per device, not per reading: PostgreSQL keeps advisory locks in
+// a shared table of max_locks_per_transaction x max_connections entries
+// (6,400 by default), which concurrent batches of 200 readings with two
+// locks each exhausted ("out of shared memory").
 // Association writes through this package take the same device lock, so a
 // reading is never held after the release that should have taken it.
 // DeviceUseStatements written through the plain FHIR REST API take no such

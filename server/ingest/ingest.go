@@ -203,18 +203,18 @@ func clientMsg(err error) string {
 // modules that change associations (server/adtin) take it too.
 func DeviceLock(dev string) string { return "ingest:Device/" + dev }
 
-// lockAll takes the locks of the prepared payloads, all at once (the store
-// orders them, so batches cannot deadlock).
+// lockAll takes the device locks of the prepared payloads, all at once (the
+// store orders them, so batches cannot deadlock). A reading's Observation
+// id is derived from its device, so the device lock also serializes two
+// copies of one reading (see the package comment).
 func lockAll(ctx context.Context, tx fhir.Tx, ps []prepared) error {
 	seen := map[string]bool{}
 	var keys []string
 	for _, p := range ps {
 		for _, it := range p.items {
-			for _, k := range []string{DeviceLock(it.device), "ingest:" + it.obs} {
-				if !seen[k] {
-					seen[k] = true
-					keys = append(keys, k)
-				}
+			if k := DeviceLock(it.device); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
 			}
 		}
 	}

@@ -511,9 +511,9 @@ func Run(t *testing.T, open Open) {
 
 	t.Run("BatcherRetriesAlone", func(t *testing.T) {
 		e := setup(t, open)
-		e.associate(t, "mon-1", "p1", T0, time.Time{})
-		// The store fails every transaction of more than one reading: each
-		// reading of a failed batch is then committed alone.
+		// The store fails every transaction of more than one device (the
+		// readings are of 40 devices): each reading of a failed batch is
+		// then committed alone.
 		fs := &failShared{Store: e.store}
 		in := ingest.New(ingest.Config{Store: fs, Registry: search.NewRegistry(), Templates: e.in.Templates()})
 		b := ingest.NewBatcher(in, ingest.BatcherConfig{Lanes: 1})
@@ -523,7 +523,7 @@ func Run(t *testing.T, open Open) {
 		for i := range 40 {
 			wg.Go(func() {
 				results[i], errs[i] = b.Ingest(context.Background(), "acme", ingest.Source{Kind: "test"},
-					HR("mon-1", T0.Add(time.Duration(i)*time.Minute), 70))
+					fmt.Appendf(nil, `{"deviceId":"mon-%d","time":%q,"patientId":"p1","heartRate":70}`, i, T0.Format(time.RFC3339)))
 			})
 		}
 		wg.Wait()
@@ -584,8 +584,8 @@ func (c *trackLocks) Lock(ctx context.Context, keys ...string) error {
 	return c.Tx.Lock(ctx, keys...)
 }
 
-// failShared is a store whose transactions fail when they hold more than
-// one reading's lock set (a batch).
+// failShared is a store whose transactions fail when they lock more than
+// one device (a batch of several devices' readings).
 type failShared struct {
 	tables.Store
 	failed atomic.Int64
@@ -597,14 +597,14 @@ func (f *failShared) IngestTx(ctx context.Context, tenant string, fn func(tx fhi
 	})
 }
 
-// countLocks fails a Lock call for more than one reading (two keys each).
+// countLocks fails a Lock call for more than one device.
 type countLocks struct {
 	fhir.Tx
 	f *failShared
 }
 
 func (c *countLocks) Lock(ctx context.Context, keys ...string) error {
-	if len(keys) > 2 {
+	if len(keys) > 1 {
 		c.f.failed.Add(1)
 		return errors.New("shared transaction refused by the test store")
 	}
