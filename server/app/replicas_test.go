@@ -5,12 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,76 +18,6 @@ import (
 	"github.com/pulsewire/pulsewire/adapters/redis/redistest"
 	"github.com/pulsewire/pulsewire/server/servertest"
 )
-
-// redisProxy forwards TCP to Redis and can be killed and restarted on the
-// same address: Redis "dying" for every replica, without touching the
-// shared server. (A copy of server/authz's test proxy.)
-type redisProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func startRedisProxy(t *testing.T, target string) *redisProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &redisProxy{t: t, target: target, addr: ln.Addr().String(), ln: ln}
-	go p.serve(ln)
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *redisProxy) serve(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); u.Close() }()
-		go func() { _, _ = io.Copy(c, u); c.Close() }()
-	}
-}
-
-// kill closes the listener and drops every connection.
-func (p *redisProxy) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *redisProxy) restart() {
-	p.t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("restarting the proxy on %s: %v", p.addr, err)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go p.serve(ln)
-}
 
 // sharedStore is the store option of two replicas (and of their
 // restarts): one SQLite data directory, or, with
@@ -190,17 +118,11 @@ func searchWithin(t *testing.T, s *servertest.Server, token string, want []strin
 // second; once Redis is back, all of it still holds.
 func TestAuthReplicasWithoutRedis(t *testing.T) {
 	redistest.Require(t)
-	ru, err := url.Parse(redistest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := startRedisProxy(t, ru.Host)
-	via := *ru
-	via.Host = px.addr
+	px := redistest.StartProxy(t)
 	prefix := redistest.Prefix(t)
 	redistest.Store(t, prefix) // deletes the keys at the end
 	shared := []servertest.Option{
-		servertest.WithAuth(), servertest.WithRedis(via.String(), prefix),
+		servertest.WithAuth(), servertest.WithRedis(px.URL(), prefix),
 		servertest.WithPublicURL("http://pulsewire.test"), sharedStore(t),
 	}
 	s1 := servertest.Start(t, shared...)
@@ -239,7 +161,7 @@ func TestAuthReplicasWithoutRedis(t *testing.T) {
 	consent(http.MethodPut, optOutConsent)
 	searchWithin(t, s2, doc, []string{"o2"}, "deny, Redis up")
 
-	px.kill()
+	px.Kill()
 	t.Log("Redis down")
 	consent(http.MethodDelete, "")
 	searchWithin(t, s2, doc, []string{"o1", "o2"}, "permit, Redis down")
@@ -259,7 +181,7 @@ func TestAuthReplicasWithoutRedis(t *testing.T) {
 	took := within(t, time.Second, o1, victims[0], http.StatusUnauthorized, "token revoked on replica 1 with Redis down, on replica 2")
 	t.Logf("revocation with Redis down: replica 2 refused the token after %v", took.Round(time.Millisecond))
 
-	px.restart()
+	px.Restart()
 	t.Log("Redis back")
 	consent(http.MethodPut, optOutConsent)
 	searchWithin(t, s2, doc, []string{"o2"}, "deny again, Redis back")

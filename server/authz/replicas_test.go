@@ -3,13 +3,10 @@ package authz_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -215,107 +212,32 @@ func TestRedisDownDecidesFromTheStore(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP to Redis and can be killed and restarted on the same
-// address: Redis "dying" for every replica, without touching the shared
-// server.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, target: target, addr: ln.Addr().String(), ln: ln}
-	go p.serve(ln)
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); u.Close() }()
-		go func() { _, _ = io.Copy(c, u); c.Close() }()
-	}
-}
-
-func (p *proxy) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restart() {
-	p.t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("restarting the proxy on %s: %v", p.addr, err)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go p.serve(ln)
-}
-
 // Redis dies while replicas have permits cached; a Consent denies: both
 // replicas deny within a second. Redis comes back; a change is followed
 // within a second again, and the caches are used again.
 func TestRedisKilledMidway(t *testing.T) {
 	redistest.Require(t)
-	u, err := url.Parse(redistest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := startProxy(t, u.Host)
-	via := *u
-	via.Host = px.addr
+	px := redistest.StartProxy(t)
 	st := openStore(t)
 	prefix := redistest.Prefix(t)
 	fast := func(c *authz.Config) {
 		c.VersionCheck = 300 * time.Millisecond
 		c.L2RetryAfter = 200 * time.Millisecond
 	}
-	a := newReplica(t, st, redistest.StoreAt(t, via.String(), prefix), fast)
-	b := newReplica(t, st, redistest.StoreAt(t, via.String(), prefix), fast)
+	a := newReplica(t, st, redistest.StoreAt(t, px.URL(), prefix), fast)
+	b := newReplica(t, st, redistest.StoreAt(t, px.URL(), prefix), fast)
 	st.AddWriteHook(a.ConsentHook(st))
 	waitSubscribed(t, a, b)
 	within(t, time.Now(), time.Second, authz.PermitNarrowed, a, b)
 
-	px.kill()
+	px.Kill()
 	put(t, st, "Consent", "c1", consentBody("c1", "active", "deny"))
 	within(t, time.Now(), time.Second, authz.Deny, a, b)
 	if a.Stats().Bypassed == 0 || b.Stats().Bypassed == 0 {
 		t.Errorf("replicas did not bypass the cache with Redis gone: a %+v, b %+v", a.Stats(), b.Stats())
 	}
 
-	px.restart()
+	px.Restart()
 	// Both come back to using the cache (the stamp is read again).
 	deadline := time.Now().Add(5 * time.Second)
 	for _, r := range []*authz.Authorizer{a, b} {
