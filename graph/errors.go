@@ -28,6 +28,7 @@ const (
 	CodeConsentDenied    = "CONSENT_DENIED"            // a patient's Consent (or opt-in policy) withholds it
 	CodeTooCostly        = "TOO_COSTLY"                // the store refused a search as too expensive
 	CodeTimeout          = "TIMEOUT"                   // the request ran out of time
+	CodeUnavailable      = "SERVICE_UNAVAILABLE"       // the database's locks or connections are exhausted for now: retry
 	CodeInternal         = "INTERNAL_SERVER_ERROR"     // our fault; extensions.correlationId is logged with the cause
 	CodeQueryTooDeep     = "QUERY_TOO_DEEP"            // Limits.MaxDepth
 	CodeTooComplex       = "COMPLEXITY_LIMIT_EXCEEDED" // Limits.MaxComplexity (gqlgen's code) or Limits.MaxFields at the gateway
@@ -111,6 +112,7 @@ var codeOfKind = map[fhir.Kind]string{
 	fhir.KindTooLarge:           CodeRequestTooLarge,
 	fhir.KindTooCostly:          CodeTooCostly,
 	fhir.KindUnauthorized:       CodeUnauthenticated,
+	fhir.KindUnavailable:        CodeUnavailable,
 }
 
 // classify is the single translation of our errors for GraphQL clients;

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/fhir"
@@ -657,4 +658,28 @@ func idsWithStatus(t *testing.T, s *Store, status string) []string {
 		ids = append(ids, r.ID)
 	}
 	return ids
+}
+
+// TestInternalClassifiesTransient: database errors that mean "exhausted
+// for now" (a full lock table reports out of memory, 53200) become
+// KindUnavailable (503, retry); others stay internal; our own errors pass
+// through.
+func TestInternalClassifiesTransient(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want fhir.Kind
+	}{
+		{&pgconn.PgError{Code: "53200", Message: "out of shared memory"}, fhir.KindUnavailable},
+		{&pgconn.PgError{Code: "53300"}, fhir.KindUnavailable},
+		{&pgconn.PgError{Code: "40P01"}, fhir.KindUnavailable},
+		{&pgconn.PgError{Code: "57P03"}, fhir.KindUnavailable},
+		{&pgconn.PgError{Code: "23505"}, fhir.KindInternal},
+		{errors.New("connection reset"), fhir.KindInternal},
+		{fhir.Errorf(fhir.KindConflict, "version"), fhir.KindConflict},
+	} {
+		var fe *fhir.Error
+		if err := internal("doing", fmt.Errorf("wrapped: %w", tc.err)); !errors.As(err, &fe) || fe.Kind != tc.want {
+			t.Errorf("internal(%v) = %v, want kind %v", tc.err, err, tc.want)
+		}
+	}
 }

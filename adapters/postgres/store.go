@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,14 +194,27 @@ func (s *Store) TenantExists(ctx context.Context, tenant string) (bool, error) {
 
 func tenantNotFound() *fhir.Error { return fhir.Errorf(fhir.KindNotFound, "unknown tenant") }
 
-// internal wraps a driver error as KindInternal; the client sees only a
-// generic message.
+// internal wraps a driver error as KindInternal (the client sees only a
+// generic message), or as KindUnavailable when the database is out of a
+// resource for now (see transient): a 503 the client retries.
 func internal(doing string, err error) error {
 	var fe *fhir.Error
 	if errors.As(err, &fe) {
 		return err
 	}
+	if transient(pgCode(err)) {
+		return fhir.Errorf(fhir.KindUnavailable, "the database is busy; try again shortly").Wrap(fmt.Errorf("%s: %w", doing, err))
+	}
 	return fhir.Errorf(fhir.KindInternal, "database error").Wrap(fmt.Errorf("%s: %w", doing, err))
+}
+
+// transient reports whether SQLSTATE code says a resource of the database
+// is exhausted for now, so that the same request can succeed a moment
+// later: class 53 (out of memory — which is also what a full lock table
+// reports —, too many connections, a configuration limit), the server
+// starting up or shutting down (57P03), a deadlock victim (40P01).
+func transient(code string) bool {
+	return strings.HasPrefix(code, "53") || code == "57P03" || code == "40P01"
 }
 
 // pgCode returns the SQLSTATE of err, "" when it is not a server error.

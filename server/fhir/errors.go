@@ -29,6 +29,7 @@ const (
 	IssueBusinessRule    IssueType = "business-rule"
 	IssueException       IssueType = "exception"
 	IssueTimeout         IssueType = "timeout"
+	IssueTransient       IssueType = "transient"
 	IssueInformational   IssueType = "informational"
 )
 
@@ -50,6 +51,7 @@ const (
 	KindNotSupported                   // 400 (or 405 for a method): unknown type, interaction or parameter
 	KindTooCostly                      // 403 per FHIR: a search too expensive to run
 	KindUnauthorized                   // 401
+	KindUnavailable                    // 503 with Retry-After: a resource of the server is exhausted for now (the database's locks or connections); nothing was written, try again
 )
 
 // defaultIssue is the OperationOutcome issue type a Kind gets when the error
@@ -67,6 +69,7 @@ var defaultIssue = map[Kind]IssueType{
 	KindNotSupported:       IssueNotSupported,
 	KindTooCostly:          IssueTooCostly,
 	KindUnauthorized:       IssueForbidden,
+	KindUnavailable:        IssueTransient,
 }
 
 // Error is Pulsewire's one error vocabulary. Msg and Expression are shown to

@@ -36,7 +36,12 @@ var statusOf = map[fhir.Kind]int{
 	fhir.KindNotSupported:       http.StatusBadRequest,
 	fhir.KindTooCostly:          http.StatusForbidden,
 	fhir.KindUnauthorized:       http.StatusUnauthorized,
+	fhir.KindUnavailable:        http.StatusServiceUnavailable,
 }
+
+// retryAfter is the Retry-After (seconds) of a 503: the exhausted resources
+// (locks, connections) free up as the transactions holding them commit.
+const retryAfter = "1"
 
 // asFHIRError turns any error into the *fhir.Error the client is told about
 // and its HTTP status. It is the single translation of errors for this API:
@@ -106,6 +111,9 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			logger.Debug("fhir request rejected", append(attrs, "issue", string(fe.Issue()))...)
 		}
 		body := outcomeJSON(outcomeFor(fe, id))
+		if status == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", retryAfter)
+		}
 		var werr error
 		if c.Request().Method == http.MethodHead {
 			werr = c.NoContent(status)

@@ -163,6 +163,34 @@ func TestInternalErrorHidesText(t *testing.T) {
 	}
 }
 
+// busyStore fails reads as a database out of locks or connections does.
+type busyStore struct{ fhir.Store }
+
+func (busyStore) Read(ctx context.Context, tenant, typ, id string) (*fhir.Resource, error) {
+	return nil, fhir.Errorf(fhir.KindUnavailable, "the database is busy; try again shortly").Wrap(errors.New("out of shared memory"))
+}
+
+// TestUnavailableIsRetryable: a store whose resources are exhausted for now
+// makes a 503 with Retry-After and a transient issue, which clients and
+// device gateways retry, not a 500.
+func TestUnavailableIsRetryable(t *testing.T) {
+	s := newServer(t, func(o *serverOpts) {
+		o.wrap = func(st fhir.Store) fhir.Store { return busyStore{Store: st} }
+	})
+	r := do(t, http.MethodGet, s.base("acme")+"/Patient/abc", "")
+	mustStatus(t, r, http.StatusServiceUnavailable)
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want 1", got)
+	}
+	oo := r.json(t)
+	if got := str(oo, "issue", 0, "code"); got != "transient" {
+		t.Errorf("issue code = %q, want transient", got)
+	}
+	if got := str(oo, "issue", 0, "diagnostics"); !strings.Contains(got, "try again") {
+		t.Errorf("diagnostics = %q, want the retry advice", got)
+	}
+}
+
 func TestClientRequestIDIsEchoed(t *testing.T) {
 	s := newServer(t)
 	r := do(t, http.MethodGet, s.base("acme")+"/Patient/none", "", "X-Request-Id", "abc-123")
