@@ -18,7 +18,8 @@ import (
 // refused before execution.
 
 // failingStore fails every search of one resource type with an internal
-// error whose text must never reach the client.
+// error whose text must never reach the client, and every search of
+// Consents as a database out of locks or connections does.
 type failingStore struct {
 	graph.Store
 	typ string
@@ -27,8 +28,11 @@ type failingStore struct {
 const secret = "connection to 10.1.2.3 refused"
 
 func (f failingStore) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
-	if q.Type == f.typ {
+	switch q.Type {
+	case f.typ:
 		return nil, fhir.Errorf(fhir.KindInternal, "searching").Wrap(errors.New(secret))
+	case "Consent":
+		return nil, fhir.Errorf(fhir.KindUnavailable, "the database is busy; try again shortly").Wrap(errors.New(secret))
 	}
 	return f.Store.Search(ctx, tenant, q)
 }
@@ -64,6 +68,7 @@ func TestErrors(t *testing.T) {
 		{name: "several matches", query: `{ patientByIdentifier(identifier: "urn:mrn|mrn-p1") { id } }`, wantStatus: 200, wantCodes: []string{"MULTIPLE_MATCHES"}},
 		{name: "not in the schema", query: `{ patient(id: "p1") { colour } }`, wantStatus: 200, wantCodes: []string{"GRAPHQL_VALIDATION_FAILED"}},
 		{name: "internal error", query: `{ patient(id: "p1") { id encounters { nodes { id } } } }`, wantStatus: 200, wantCodes: []string{"INTERNAL_SERVER_ERROR"}},
+		{name: "database busy", query: `{ patient(id: "p1") { id consents { id } } }`, wantStatus: 200, wantCodes: []string{"SERVICE_UNAVAILABLE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
