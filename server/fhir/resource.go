@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,17 +28,37 @@ func (r *Resource) Ref() string { return r.Type + "/" + r.ID }
 // ETag is the weak ETag of the version: W/"3".
 func (r *Resource) ETag() string { return `W/"` + strconv.FormatInt(r.VersionID, 10) + `"` }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`)
-
 // ValidID reports whether s is a valid FHIR id
-// (https://hl7.org/fhir/R4/datatypes.html#id).
-func ValidID(s string) bool { return idPattern.MatchString(s) }
-
-var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
+// (https://hl7.org/fhir/R4/datatypes.html#id): 1 to 64 of [A-Za-z0-9-.].
+// Every request's URL is checked, hence a loop rather than a regexp.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLowerOrDigit(c) && !('A' <= c && c <= 'Z') && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidTenant reports whether s can name a tenant: lowercase letters, digits
-// and '-', at most 63 characters, as it appears in a base URL /t/{tenant}/fhir.
-func ValidTenant(s string) bool { return tenantPattern.MatchString(s) }
+// and '-', at most 63 characters, not starting with '-', as it appears in a
+// base URL /t/{tenant}/fhir.
+func ValidTenant(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLowerOrDigit(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerOrDigit(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 // TimeFormat is how instants are written in meta.lastUpdated.
 const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"

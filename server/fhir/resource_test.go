@@ -3,6 +3,8 @@ package fhir
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +73,31 @@ func TestValidIDAndTenant(t *testing.T) {
 	for s, want := range map[string]bool{"acme": true, "clinic-2": true, "Acme": false, "-x": false, "a_b": false} {
 		if ValidTenant(s) != want {
 			t.Errorf("ValidTenant(%q) != %v", s, want)
+		}
+	}
+}
+
+// TestValidIDAndTenantMatchTheirGrammar compares the hand-written checks with
+// the grammars as regular expressions (the id's from the R4 datatypes page)
+// over every string of up to two characters from an alphabet that has each
+// class of character, and over the length limits.
+func TestValidIDAndTenantMatchTheirGrammar(t *testing.T) {
+	idRE := regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`)
+	tenantRE := regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
+	alphabet := []string{"a", "z", "A", "Z", "0", "9", "-", ".", "_", "/", " ", "é", "\x00", "`", "{", "@", "[", ":"}
+	cases := []string{"", strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 65), strings.Repeat("A", 64)}
+	for _, x := range alphabet {
+		cases = append(cases, x)
+		for _, y := range alphabet {
+			cases = append(cases, x+y, "a"+x+y)
+		}
+	}
+	for _, s := range cases {
+		if got, want := ValidID(s), idRE.MatchString(s); got != want {
+			t.Errorf("ValidID(%q) = %v; the grammar says %v", s, got, want)
+		}
+		if got, want := ValidTenant(s), tenantRE.MatchString(s); got != want {
+			t.Errorf("ValidTenant(%q) = %v; the grammar says %v", s, got, want)
 		}
 	}
 }

@@ -112,8 +112,10 @@ func (a *API) writeResult(c *echo.Context, res *fhir.Resource, status int, creat
 }
 
 func setVersionHeaders(h http.Header, res *fhir.Resource) {
-	h.Set("ETag", res.ETag())
-	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+	// Keys in canonical form (textproto.CanonicalMIMEHeaderKey("ETag") is
+	// "Etag"): set directly, saving Set's canonicalization on every read.
+	h["Etag"] = []string{res.ETag()}
+	h["Last-Modified"] = []string{res.LastUpdated.UTC().Format(http.TimeFormat)}
 }
 
 // send writes body, FHIR JSON, with status and its Content-Length. Without
