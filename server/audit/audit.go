@@ -41,13 +41,30 @@ type principalKey struct{}
 // made with that context as p's. The REST layer sets it from the SMART
 // grant (see the package comment of server/audit for the wiring).
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return context.WithValue(ctx, principalKey{}, &p)
+}
+
+// Identify replaces, in place, the principal WithPrincipal put in ctx, and
+// reports whether there was one. It is for a request's own middleware that
+// learns who acts after the principal went into the request context (the
+// REST layer sets the anonymous one before the token is checked): it
+// spares a copy of the request per request. Every context derived from
+// ctx sees the change, so call it only before the request's work starts.
+func Identify(ctx context.Context, p Principal) bool {
+	cur, ok := ctx.Value(principalKey{}).(*Principal)
+	if ok {
+		*cur = p
+	}
+	return ok
 }
 
 // PrincipalFrom returns the principal WithPrincipal put in ctx.
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	if !ok {
+		return Principal{}, false
+	}
+	return *p, true
 }
 
 // unknown is the principal of a write that came without one.

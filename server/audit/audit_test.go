@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -286,6 +287,27 @@ func TestPrincipalContext(t *testing.T) {
 	}
 	if !strings.Contains(System("adt").Module, "adt") {
 		t.Error("System does not name its module")
+	}
+}
+
+// TestIdentify: Identify replaces the principal in place, visible through
+// contexts derived before and after, and refuses a context without one.
+func TestIdentify(t *testing.T) {
+	ctx := WithPrincipal(t.Context(), Principal{Module: "unknown", Address: "10.0.0.9"})
+	derived := context.WithValue(ctx, struct{}{}, 1)
+	if !Identify(ctx, user) {
+		t.Fatal("Identify found no principal")
+	}
+	for name, c := range map[string]context.Context{"ctx": ctx, "derived": derived} {
+		if p, _ := PrincipalFrom(c); p != user {
+			t.Errorf("%s: PrincipalFrom after Identify = %+v; want %+v", name, p, user)
+		}
+	}
+	if Identify(t.Context(), user) {
+		t.Error("Identify reports a principal in a bare context")
+	}
+	if _, ok := PrincipalFrom(t.Context()); ok {
+		t.Error("Identify put a principal into a bare context")
 	}
 }
 

@@ -97,13 +97,18 @@ func (a *API) audited(next echo.HandlerFunc) echo.HandlerFunc {
 // names no user.
 func (a *API) principal(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
-		r := c.Request()
-		if g, ok := smart.GrantFrom(r.Context()); ok {
-			p := audit.Principal{ClientID: g.ClientID, FHIRUser: g.FHIRUser, Subject: g.Subject, TokenID: g.TokenID, Address: c.RealIP()}
+		ctx := c.Request().Context()
+		if g, ok := smart.GrantFrom(ctx); ok {
+			// audited's principal, replaced in place: it has the address.
+			cur, _ := audit.PrincipalFrom(ctx)
+			p := audit.Principal{ClientID: g.ClientID, FHIRUser: g.FHIRUser, Subject: g.Subject, TokenID: g.TokenID, Address: cur.Address}
 			if p.FHIRUser == "" && p.Subject == p.ClientID {
 				p.Subject = ""
 			}
-			c.SetRequest(r.WithContext(audit.WithPrincipal(r.Context(), p)))
+			if !audit.Identify(ctx, p) {
+				p.Address = c.RealIP()
+				c.SetRequest(c.Request().WithContext(audit.WithPrincipal(ctx, p)))
+			}
 		}
 		return next(c)
 	}

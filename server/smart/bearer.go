@@ -79,7 +79,7 @@ func (s *Server) Authenticate(r *http.Request, tenant string) (*Grant, error) {
 }
 
 func (s *Server) authenticateToken(ctx context.Context, tenant, token, base string) (*Grant, error) {
-	key := tenant + "\x00" + base + "\x00" + token
+	key := tokenKey{tenant: tenant, base: base, token: token}
 	g, rid, ok := s.verified.get(key, s.now())
 	if !ok {
 		var err error
@@ -152,8 +152,13 @@ func (s *Server) verifyToken(ctx context.Context, tenant, token, base string) (*
 // reset beats an LRU's bookkeeping on the hot path).
 type grantCache struct {
 	mu sync.RWMutex
-	m  map[string]cachedGrant
+	m  map[tokenKey]cachedGrant
 }
+
+// tokenKey is what a verification depended on besides the token. A struct,
+// not a concatenation: the token alone is near a kilobyte, which each
+// request would otherwise copy into a new key.
+type tokenKey struct{ tenant, base, token string }
 
 type cachedGrant struct {
 	g     Grant
@@ -166,7 +171,7 @@ const (
 	maxGrantAge = 5 * time.Minute
 )
 
-func (c *grantCache) get(key string, now time.Time) (*Grant, string, bool) {
+func (c *grantCache) get(key tokenKey, now time.Time) (*Grant, string, bool) {
 	c.mu.RLock()
 	e, ok := c.m[key]
 	c.mu.RUnlock()
@@ -177,7 +182,7 @@ func (c *grantCache) get(key string, now time.Time) (*Grant, string, bool) {
 	return &g, e.rid, true
 }
 
-func (c *grantCache) put(key string, g *Grant, rid string, now time.Time) {
+func (c *grantCache) put(key tokenKey, g *Grant, rid string, now time.Time) {
 	until := now.Add(maxGrantAge)
 	if g.ExpiresAt.Before(until) {
 		until = g.ExpiresAt
@@ -185,7 +190,7 @@ func (c *grantCache) put(key string, g *Grant, rid string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxGrants {
-		c.m = make(map[string]cachedGrant)
+		c.m = make(map[tokenKey]cachedGrant)
 	}
 	c.m[key] = cachedGrant{g: *g, rid: rid, until: until}
 }
