@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -25,60 +26,97 @@ import (
 // the "get" workload, on a server that requires SMART access tokens — a
 // backend service's token (client_credentials, private_key_jwt ES384,
 // scope system/*.rs), so every request is authenticated and goes through
-// the policy decision. It prints the throughput relative to plain get.
-func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config, plain result) error {
-	for _, auditReads := range []bool{false, true} {
-		if err := getAuthOnce(ctx, out, bin, dsn, c, plain, auditReads); err != nil {
+// the policy decision.
+//
+// The target is relative (within 10 % of unauthenticated throughput), and
+// one run of each differs by more than that from minute to minute on a
+// shared 2-core machine (checkpoints, page cache, the other workloads'
+// leftovers). So the comparison is paired: authRounds rounds, each a plain
+// get and a get-auth of half the workload's duration back to back, on
+// fresh servers over the same data; it prints each round's ratio and their
+// median, which is the figure to hold against the target. Then it runs
+// get-auth with audited reads once (each read also writes an AuditEvent).
+func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config) error {
+	half := c.duration / 2
+	var ratios []float64
+	for round := 1; round <= authRounds; round++ {
+		plain, err := getOnce(ctx, bin, dsn, c, half, false, false, "")
+		if err != nil {
 			return err
 		}
+		prof := ""
+		if round == authRounds {
+			prof = "get-auth.pprof"
+		}
+		auth, err := getOnce(ctx, bin, dsn, c, half, true, false, prof)
+		if err != nil {
+			return err
+		}
+		ratio := auth.rps / plain.rps
+		ratios = append(ratios, ratio)
+		printResult(out, fmt.Sprintf("get-auth round %d", round), 32, auth,
+			fmt.Sprintf("%.0f%% of get's %.0f req/s in the same round", 100*ratio, plain.rps))
 	}
+	sort.Float64s(ratios)
+	median := ratios[len(ratios)/2]
+	verdict := "met"
+	if median < 0.9 {
+		verdict = "NOT met"
+	}
+	fmt.Fprintf(out, "%-18s median of %d paired rounds: %.0f%% of get (target within 10%%: %s)\n",
+		"get-auth", authRounds, 100*median, verdict)
+	r, err := getOnce(ctx, bin, dsn, c, c.duration, true, true, "get-auth-audited.pprof")
+	if err != nil {
+		return err
+	}
+	printResult(out, "get-auth-audited", 32, r, "(each read also writes an AuditEvent)")
 	return nil
 }
 
-func getAuthOnce(ctx context.Context, out io.Writer, bin, dsn string, c config, plain result, auditReads bool) error {
-	srv, err := startServer(ctx, bin, dsn, c.profile != "", true, auditReads)
+// authRounds is the number of paired rounds of getAuth (odd: the median
+// is one of them).
+const authRounds = 3
+
+// getOnce starts a server (with SMART authorization when auth is set, and
+// the audit of reads when auditReads is), drives GET Observation by id at
+// 32 clients for d and stops it. profile names the CPU profile to write
+// under -profile, "" for none.
+func getOnce(ctx context.Context, bin, dsn string, c config, d time.Duration, auth, auditReads bool, profile string) (result, error) {
+	profiling := c.profile != "" && profile != ""
+	srv, err := startServer(ctx, bin, dsn, profiling, auth, auditReads)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer srv.stop()
-	token, err := backendToken(ctx, bin, dsn, srv.url+"/t/bench")
-	if err != nil {
-		return fmt.Errorf("getting an access token: %w", err)
+	header := ""
+	if auth {
+		token, err := backendToken(ctx, bin, dsn, srv.url+"/t/bench")
+		if err != nil {
+			return result{}, fmt.Errorf("getting an access token: %w", err)
+		}
+		header = "Bearer " + token
 	}
 	base := srv.url + "/t/bench/fhir"
 	prof := make(chan error, 1)
-	if c.profile != "" {
-		name := "get-auth.pprof"
-		if auditReads {
-			name = "get-auth-audited.pprof"
-		}
-		go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, name), c.duration) }()
+	if profiling {
+		go func() { prof <- srv.profile(ctx, filepath.Join(c.profile, profile), d) }()
 	}
-	r, err := drive(ctx, srv, 32, c.duration, func(rng *mrand.Rand) (*http.Request, int) {
+	r, err := drive(ctx, srv, 32, d, func(rng *mrand.Rand) (*http.Request, int) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/Observation/"+obsID(rng.IntN(c.observations)), nil)
-		req.Header.Set("Authorization", "Bearer "+token)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
 		return req, http.StatusOK
 	})
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	if c.profile != "" {
+	if profiling {
 		if err := <-prof; err != nil {
-			return fmt.Errorf("profiling get-auth: %w", err)
+			return result{}, fmt.Errorf("profiling %s: %w", profile, err)
 		}
 	}
-	target := "within 10% of get"
-	if plain.rps > 0 {
-		target = fmt.Sprintf("within 10%% of get: %.0f%% of it", 100*r.rps/plain.rps)
-	}
-	name := "get-auth"
-	if auditReads {
-		name = "get-auth-audited"
-		target = "(each read also writes an AuditEvent)"
-	}
-	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", name, 32, r.rps,
-		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, target)
-	return nil
+	return r, nil
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -104,8 +104,7 @@ func graphqlRun(ctx context.Context, out io.Writer, bin, dsn string, c config, a
 			return fmt.Errorf("profiling %s: %w", name, err)
 		}
 	}
-	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", name, 32, r.rps,
-		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, target)
+	printResult(out, name, 32, r, target)
 	return nil
 }
 

@@ -171,7 +171,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return req, http.StatusOK
 		}, ingestBatch},
 	}
-	results := map[string]result{}
 	for _, w := range workloads {
 		if c.only != "" && c.only != w.name {
 			continue
@@ -189,13 +188,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				return fmt.Errorf("profiling %s: %w", w.name, err)
 			}
 		}
-		fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", w.name, w.clients, r.rps,
-			fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, w.target)
+		printResult(out, w.name, w.clients, r, w.target)
 		if w.perReq > 1 {
 			fmt.Fprintf(out, "%-18s %8s %8.0f readings/s, %s CPU/reading (p50/p99 are per batch of %d)\n", "", "",
 				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
 		}
-		results[w.name] = r
 		if w.name == "ingest" {
 			if err := pacedIngest(ctx, out, c.duration, r.rps*float64(w.perReq), w.perReq, w.req); err != nil {
 				return err
@@ -211,7 +208,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if c.only == "" || c.only == "get-auth" {
 		srv.stop()
-		if err := getAuth(ctx, out, bin, dsn, c, results["get"]); err != nil {
+		if err := getAuth(ctx, out, bin, dsn, c); err != nil {
 			return err
 		}
 	}
@@ -432,6 +429,12 @@ func postgresCPU() time.Duration {
 		}
 	}
 	return sum
+}
+
+// printResult prints one line of the results table.
+func printResult(out io.Writer, name string, clients int, r result, target string) {
+	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", name, clients, r.rps,
+		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, target)
 }
 
 type result struct {
