@@ -27,7 +27,8 @@ import (
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/storesql"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -159,8 +160,31 @@ func (s *Store) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) (err erro
 	return nil
 }
 
+// internal wraps a driver error as KindInternal (the client sees only
+// what), or as KindUnavailable when SQLite could not get a resource for now
+// (see transient): a 503 the client retries, nothing written.
 func internal(what string, err error) error {
+	if transient(err) {
+		return fhir.Errorf(fhir.KindUnavailable, "the database is busy; try again shortly").Wrap(fmt.Errorf("%s: %w", what, err))
+	}
 	return fhir.Errorf(fhir.KindInternal, "%s", what).Wrap(err)
+}
+
+// transient reports whether err is SQLite failing for want of a resource
+// that may be free a moment later (primary result codes, extended codes
+// included): another connection held the database past busy_timeout
+// (SQLITE_BUSY, SQLITE_LOCKED), memory ran out (SQLITE_NOMEM), or the disk
+// is full (SQLITE_FULL). The transaction was rolled back in each case.
+func transient(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_FULL:
+		return true
+	}
+	return false
 }
 
 // Close closes both pools.

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"testing"
@@ -73,5 +75,51 @@ func TestReopenKeepsData(t *testing.T) {
 	var n int
 	if err := s2.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(files) {
 		t.Errorf("schema_migrations has %d rows (%v), want one per migration file (%d)", n, err, len(files))
+	}
+}
+
+// TestBusyIsTransient: SQLite's "database is locked" (another connection
+// holds the write lock past busy_timeout) reaches the API as
+// KindUnavailable (503, retry), other driver errors as KindInternal. The
+// errors are real: two connections to one file, the second with no
+// busy_timeout.
+func TestBusyIsTransient(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	openConn := func() *sql.Conn {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(0)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	holder, other := openConn(), openConn()
+	if _, err := holder.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.ExecContext(ctx, "ROLLBACK")
+	_, busy := other.ExecContext(ctx, "BEGIN IMMEDIATE")
+	if busy == nil {
+		t.Fatal("a second writer began while the first held the lock")
+	}
+	_, syntax := other.ExecContext(ctx, "SELEKT 1")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want fhir.Kind
+	}{
+		{"locked", busy, fhir.KindUnavailable},
+		{"syntax", syntax, fhir.KindInternal},
+	} {
+		var fe *fhir.Error
+		if !errors.As(internal("writing", tc.err), &fe) || fe.Kind != tc.want {
+			t.Errorf("%s (%v): internal gives %v; want kind %v", tc.name, tc.err, fe, tc.want)
+		}
 	}
 }
