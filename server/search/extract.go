@@ -1,7 +1,6 @@
 package search
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -50,30 +49,12 @@ func (r *Registry) ExtractOnly(typ string, body []byte, codes ...string) ([]fhir
 // members, its narrative above all, are only scanned over) and indexes
 // their values.
 func (r *Registry) extract(typ string, body []byte, params []*param) ([]fhir.IndexEntry, error) {
-	members, err := fhir.Members(body)
+	root, rt, err := decodeMembers(body, func(key string) bool { return readsMember(params, key) })
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
 	}
-	// The members params read, as one object decoded once.
-	rt := ""
-	keep := make([]fhir.Member, 0, len(members))
-	for _, m := range members {
-		switch {
-		case m.Key == "resourceType":
-			rt = ""
-			_ = json.Unmarshal(m.Value, &rt)
-		case readsMember(params, m.Key):
-			keep = append(keep, m)
-		}
-	}
 	if rt != typ {
 		return nil, fhir.Errorf(fhir.KindInvalid, "resourceType does not match %s", typ)
-	}
-	dec := json.NewDecoder(bytes.NewReader(fhir.EncodeMembers(keep)))
-	dec.UseNumber()
-	var root map[string]any
-	if err := dec.Decode(&root); err != nil {
-		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not valid JSON").Wrap(err)
 	}
 	var x extractor
 	for _, p := range params {
