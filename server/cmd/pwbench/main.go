@@ -1,8 +1,10 @@
 // Command pwbench is Pulsewire's load benchmark (make bench). It builds the
 // pulsewire binary, starts it on PostgreSQL, seeds a data set through the
 // FHIR API (idempotently: a second run reuses it), then drives workloads
-// over HTTP and prints, per workload, requests/s, p50, p99, the server's CPU
-// time per request (from /proc/<pid>/stat) and the database's:
+// over HTTP (a lean HTTP/1.1 client, rawclient.go, so that the generator
+// takes little of the server's CPU) and prints, per workload, requests/s,
+// p50, p99, the CPU time per request of the server (from /proc/<pid>/stat),
+// of the database and of the generator itself:
 //
 //   - post: POST Observation (~1 KB) at 32 clients
 //   - get: GET Observation by id at 32 clients
@@ -118,7 +120,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var readingSeq, batchSeq atomic.Int64
 	start := time.Now().UTC()
 
-	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req  dbCPU/req  errors   target\n")
+	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req  dbCPU/req  genCPU/req  errors   target\n")
 	type workload struct {
 		name    string
 		clients int
@@ -433,21 +435,19 @@ func postgresCPU() time.Duration {
 
 // printResult prints one line of the results table.
 func printResult(out io.Writer, name string, clients int, r result, target string) {
-	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %7d   %s\n", name, clients, r.rps,
-		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), r.errors, target)
+	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %11s %7d   %s\n", name, clients, r.rps,
+		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), fmtDur(r.genCPUPerReq), r.errors, target)
 }
 
 type result struct {
 	rps                 float64
 	p50, p99, cpuPerReq time.Duration
 	dbCPUPerReq         time.Duration
+	genCPUPerReq        time.Duration // the load generator's own (this process)
 	errors              int64
 }
 
 func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk func(*rand.Rand) (*http.Request, int)) (result, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
 	var (
 		mu      sync.Mutex
 		lats    []time.Duration
@@ -456,6 +456,7 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 		firstEr atomic.Value
 	)
 	cpu0, db0 := srv.cpu(), postgresCPU()
+	gen0, _ := procCPU("/proc/self/stat")
 	start := time.Now()
 	end := start.Add(d)
 	for i := range clients {
@@ -464,16 +465,14 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			local := make([]time.Duration, 0, 4096)
+			conn := newRawConn(strings.TrimPrefix(srv.url, "http://"), end.Add(30*time.Second))
+			defer conn.close()
 			for time.Now().Before(end) && ctx.Err() == nil {
 				req, want := mk(rng)
 				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != want {
-						err = fmt.Errorf("status %d, want %d", resp.StatusCode, want)
-					}
+				status, err := conn.do(req)
+				if err == nil && status != want {
+					err = fmt.Errorf("status %d, want %d", status, want)
 				}
 				if err != nil {
 					errs.Add(1)
@@ -490,6 +489,7 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu, dbCPU := srv.cpu()-cpu0, postgresCPU()-db0
+	gen, _ := procCPU("/proc/self/stat")
 	if e := firstEr.Load(); e != nil {
 		fmt.Fprintf(os.Stderr, "pwbench: first error: %v\n", e)
 	}
@@ -499,12 +499,13 @@ func drive(ctx context.Context, srv *server, clients int, d time.Duration, mk fu
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	n := len(lats)
 	return result{
-		rps:         float64(n) / elapsed.Seconds(),
-		p50:         lats[n/2],
-		p99:         lats[n*99/100],
-		cpuPerReq:   cpu / time.Duration(n),
-		dbCPUPerReq: dbCPU / time.Duration(n),
-		errors:      errs.Load(),
+		rps:          float64(n) / elapsed.Seconds(),
+		p50:          lats[n/2],
+		p99:          lats[n*99/100],
+		cpuPerReq:    cpu / time.Duration(n),
+		dbCPUPerReq:  dbCPU / time.Duration(n),
+		genCPUPerReq: (gen - gen0) / time.Duration(n),
+		errors:       errs.Load(),
 	}, nil
 }
 
