@@ -364,16 +364,9 @@ func indexOf(e *Event, action Action, recorded time.Time, dataRef string) (out [
 	if e.Patient != "" {
 		ref("entity", "Patient", e.Patient)
 	}
+	// patient is derived from agent and entity (fhir.DerivedParam): no
+	// entries of its own.
 	tok("outcome", "", itoa(int64(e.Outcome)), "")
-	if userType == "Patient" {
-		ref("patient", "Patient", userID)
-	}
-	if dataType == "Patient" {
-		ref("patient", "Patient", dataID)
-	}
-	if e.Patient != "" {
-		ref("patient", "Patient", e.Patient)
-	}
 	for _, st := range subtypes(e) {
 		tok("subtype", sysInteraction, st, search.NormalizeString(st))
 	}

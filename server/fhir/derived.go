@@ -22,6 +22,10 @@ var derived = map[string]map[string]Derived{
 	"Encounter": {"patient": {From: []string{"subject"}, Targets: []string{"Patient"}}},
 	// DeviceUseStatement.subject: the same expression as subject
 	"DeviceUseStatement": {"patient": {From: []string{"subject"}}},
+	// AuditEvent.agent.who.where(resolve() is Patient) |
+	// AuditEvent.entity.what.where(resolve() is Patient): every audited
+	// write and read records an AuditEvent, so a row less each counts.
+	"AuditEvent": {"patient": {From: []string{"agent", "entity"}, Targets: []string{"Patient"}}},
 }
 
 // DerivedParam returns how parameter code of typ is derived from others;

@@ -290,7 +290,7 @@ func TestExtract(t *testing.T) {
 			refE("entity", "Observation", "bp-1"),
 			refE("entity", "Patient", "p1"),
 			tokE("outcome", "", "0", ""),
-			refE("patient", "Patient", "p1"),
+			// patient: derived from agent and entity, not indexed.
 			refE("source", "Device", "pulsewire"),
 			tokE("subtype", "http://hl7.org/fhir/restful-interaction", "read", ""),
 			tokE("type", "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "restful operation"),

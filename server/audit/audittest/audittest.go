@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Recorder", func(t *testing.T) { testRecorder(t, open) })
 	t.Run("ConcurrentChain", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("VerifyFindsTampering", func(t *testing.T) { testTamper(t, open) })
+	t.Run("PatientSearch", func(t *testing.T) { testPatientSearch(t, open) })
 }
 
 var reg = search.NewRegistry()
@@ -761,4 +763,36 @@ func BenchRecord(b *testing.B, open func(b *testing.B) chain.Store) {
 	st := a.Stats()
 	b.ReportMetric(float64(st.Recorded)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(st.Recorded)/float64(max(st.Batches, 1)), "events/batch")
+}
+
+// testPatientSearch: AuditEvent?patient= finds an event by a Patient agent
+// (a patient user acting) and by a Patient entity (the data's patient);
+// the parameter is derived from agent and entity (fhir.DerivedParam), so
+// this holds the store's derived search to the definition.
+func testPatientSearch(t *testing.T, open Open) {
+	ctx := context.Background()
+	_, s, _ := newAuditor(t, open, []string{"acme"})
+	patientUser := audit.WithPrincipal(ctx, audit.Principal{ClientID: "portal", FHIRUser: "Patient/p2", Subject: "p2-login"})
+	clinician := audit.WithPrincipal(ctx, audit.Principal{ClientID: "chart-app", FHIRUser: "Practitioner/dr1"})
+	mustPut(t, patientUser, s, "acme", "Observation", "o1", obsBody("p1"))
+	mustPut(t, clinician, s, "acme", "Observation", "o3", obsBody("p3"))
+	evs := events(t, ctx, s, "acme")
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2", len(evs))
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"patient=p2", []string{evs[0].ID}},         // the acting patient (agent)
+		{"patient=Patient/p1", []string{evs[0].ID}}, // the data's patient (entity)
+		{"patient=p3", []string{evs[1].ID}},
+		{"patient=dr1", nil}, // a Practitioner agent is not a patient
+		{"patient=o1", nil},  // nor an Observation entity
+	} {
+		got := searchAudit(t, ctx, s, "acme", tc.query)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("AuditEvent?%s = %v, want %v", tc.query, got, tc.want)
+		}
+	}
 }
