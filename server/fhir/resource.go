@@ -119,7 +119,7 @@ type Member struct {
 // after checking b is valid JSON (json.Valid, which allocates nothing) it
 // finds the members with a plain byte scan instead of a token decoder.
 func Members(b []byte) ([]Member, error) {
-	if !json.Valid(b) {
+	if !ValidJSON(b) {
 		return nil, errors.New("not valid JSON")
 	}
 	i := skipSpace(b, 0)

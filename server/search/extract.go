@@ -49,7 +49,7 @@ func (r *Registry) ExtractOnly(typ string, body []byte, codes ...string) ([]fhir
 // members, its narrative above all, are only scanned over) and indexes
 // their values.
 func (r *Registry) extract(typ string, body []byte, params []*param) ([]fhir.IndexEntry, error) {
-	root, rt, err := decodeMembers(body, func(key string) bool { return readsMember(params, key) })
+	root, rt, err := fhir.DecodeMembers(body, func(key string) bool { return readsMember(params, key) })
 	if err != nil {
 		return nil, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
 	}

@@ -1,4 +1,4 @@
-package search
+package fhir
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// decodeMembers decodes the top-level members of the JSON object body that
+// DecodeMembers decodes the top-level members of the JSON object body that
 // keep selects into a map, and returns the resourceType member's string
 // value ("" when it is missing or not a string). Values decode as
 // encoding/json decodes into any with UseNumber (map[string]any, []any,
@@ -16,15 +16,16 @@ import (
 // json.Valid accepts it and it is an object: the fuzz test
 // FuzzDecodeMembers holds it to both.
 //
-// It exists for Extract, which every write runs: encoding/json scans a
-// value once to find its end, again to decode it through reflection, and
-// allocates for every member it is asked to skip; this scans once and
-// only validates the members it skips (the narrative, mostly).
-func decodeMembers(body []byte, keep func(key string) bool) (root map[string]any, resourceType string, err error) {
+// It exists for search index extraction, which every write runs:
+// encoding/json scans a value once to find its end, again to decode it
+// through reflection, and allocates for every member it is asked to skip;
+// this scans once and only validates the members it skips (the narrative,
+// mostly).
+func DecodeMembers(body []byte, keep func(key string) bool) (root map[string]any, resourceType string, err error) {
 	d := decoder{b: body}
 	d.space()
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
-		return nil, "", errNotObject
+		return nil, "", errNotJSONObject
 	}
 	root = make(map[string]any, 8)
 	err = d.object(0, func(key string) error {
@@ -56,7 +57,20 @@ func decodeMembers(body []byte, keep func(key string) bool) (root map[string]any
 	return root, resourceType, nil
 }
 
-var errNotObject = errors.New("not a JSON object")
+var errNotJSONObject = errors.New("not a JSON object")
+
+// ValidJSON reports whether b is one valid JSON value (RFC 8259), as
+// json.Valid does, in one pass that allocates nothing: every write
+// validates its body (Members), and json.Valid's byte-by-byte state
+// machine was the larger part of that.
+func ValidJSON(b []byte) bool {
+	d := decoder{b: b}
+	if _, err := d.value(0, false); err != nil {
+		return false
+	}
+	d.space()
+	return d.i == len(d.b)
+}
 
 // maxDepth is encoding/json's nesting limit, which json.Valid applies.
 const maxDepth = 10000

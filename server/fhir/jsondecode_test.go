@@ -1,4 +1,4 @@
-package search
+package fhir
 
 import (
 	"bytes"
@@ -11,11 +11,23 @@ import (
 	"testing"
 )
 
+const sampleObservation = `{
+  "resourceType": "Observation", "id": "bp-1", "status": "final",
+  "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">120/80 mm[Hg] \u2014 caf\u00e9</div>"},
+  "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+  "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+  "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-10T14:30:00+01:00",
+  "component": [
+    {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": 120, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+    {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]}, "valueQuantity": {"value": 80.50, "unit": "mm[Hg]"}}
+  ]
+}`
+
 // decodeCases are inputs where a hand-written JSON reader typically
 // departs from encoding/json: escapes, surrogates, invalid UTF-8, number
 // grammar, literals, nesting, trailing data, duplicate keys.
 var decodeCases = []string{
-	bpObservation,
+	sampleObservation,
 	`{}`, ` {"resourceType" : "Patient" } `, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `[]`, `"x"`, ``, `{`,
 	`{"resourceType":"Observation","resourceType":5}`, `{"resourceType":null}`, `{"a":1,"a":{"b":2}}`,
 	`{"s":"\u00e9\n\t\"\\\/\b\f\r"}`, `{"s":"\ud83d\ude00"}`, `{"s":"\ud83d"}`, `{"s":"\ud83dx"}`,
@@ -32,13 +44,16 @@ var decodeCases = []string{
 	`{"deep":` + strings.Repeat(`{"a":`, 10000) + `1` + strings.Repeat("}", 10000) + `}`,
 }
 
-// checkDecode holds decodeMembers to encoding/json on b: it accepts b
+// checkDecode holds DecodeMembers to encoding/json on b: it accepts b
 // exactly when json.Valid does and b is an object, and then decodes the
 // members keep selects, and resourceType, as json.Decoder with UseNumber
 // does.
 func checkDecode(t *testing.T, b []byte, keep func(string) bool) {
 	t.Helper()
-	root, rt, err := decodeMembers(b, keep)
+	if got, want := ValidJSON(b), json.Valid(b); got != want {
+		t.Fatalf("ValidJSON(%.80q) = %v, json.Valid %v", b, got, want)
+	}
+	root, rt, err := DecodeMembers(b, keep)
 	var want map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -62,7 +77,7 @@ func checkDecode(t *testing.T, b []byte, keep func(string) bool) {
 		}
 	}
 	if !reflect.DeepEqual(root, want) {
-		t.Errorf("decodeMembers(%.80q) =\n%#v\nwant\n%#v", b, root, want)
+		t.Errorf("DecodeMembers(%.80q) =\n%#v\nwant\n%#v", b, root, want)
 	}
 }
 
@@ -74,7 +89,7 @@ func TestDecodeMembersMatchesEncodingJSON(t *testing.T) {
 	}
 	// Selected members only: the others are validated, not decoded.
 	onlyCode := func(k string) bool { return k == "code" }
-	checkDecode(t, []byte(bpObservation), onlyCode)
+	checkDecode(t, []byte(sampleObservation), onlyCode)
 	checkDecode(t, []byte(`{"code":1,"text":{"div":"<div>\u00e9</div>"}}`), onlyCode)
 	checkDecode(t, []byte(`{"code":1,"text":{"div":"\x"}}`), onlyCode)
 
