@@ -26,6 +26,15 @@ type sqliteTamperer struct{ s *Store }
 
 func (p *sqliteTamperer) exec(t *testing.T, query string, args ...any) {
 	t.Helper()
+	if n := p.execAny(t, query, args...); n == 0 {
+		t.Fatalf("tampering (%s): no rows", query)
+	}
+}
+
+// execAny runs a statement that may change no row and returns how many
+// it changed.
+func (p *sqliteTamperer) execAny(t *testing.T, query string, args ...any) int64 {
+	t.Helper()
 	ctx := context.Background()
 	for _, trg := range []string{"audit_chain_no_update", "audit_chain_no_delete"} {
 		if _, err := p.s.w.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+trg); err != nil {
@@ -36,9 +45,8 @@ func (p *sqliteTamperer) exec(t *testing.T, query string, args ...any) {
 	if err != nil {
 		t.Fatalf("tampering (%s): %v", query, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		t.Fatalf("tampering (%s): no rows", query)
-	}
+	n, _ := res.RowsAffected()
+	return n
 }
 
 func (p *sqliteTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
@@ -53,25 +61,40 @@ func (p *sqliteTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resource_versions WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", tenant, id)
 }
 
-func (p *sqliteTamperer) DeleteChainEntry(t *testing.T, tenant string, seq int64) {
-	p.exec(t, "DELETE FROM audit_chain WHERE tenant = ? AND seq = ?", tenant, seq)
+func (p *sqliteTamperer) InsertEvent(t *testing.T, tenant, id string, body []byte) {
+	for _, table := range []string{"resources", "resource_versions"} {
+		p.exec(t, "INSERT INTO "+table+" (tenant, type, id, version, last_updated, deleted, body) VALUES (?, 'AuditEvent', ?, 1, 0, 0, ?)", tenant, id, body)
+	}
 }
 
-func (p *sqliteTamperer) SwapChainEntries(t *testing.T, tenant string, a, b int64) {
+func (p *sqliteTamperer) DeleteChainEntry(t *testing.T, tenant string, at audittest.At) {
+	p.exec(t, "DELETE FROM audit_chain WHERE tenant = ? AND lane = ? AND seq = ?", tenant, at.Lane, at.Seq)
+}
+
+func (p *sqliteTamperer) InsertChainEntry(t *testing.T, tenant string, at audittest.At, id string) {
+	// Through negative numbers: moving the entries up in place would
+	// collide with the next one's key. There may be none to move.
+	p.execAny(t, "UPDATE audit_chain SET seq = -seq - 1 WHERE tenant = ? AND lane = ? AND seq >= ?", tenant, at.Lane, at.Seq)
+	p.execAny(t, "UPDATE audit_chain SET seq = -seq WHERE tenant = ? AND lane = ? AND seq < 0", tenant, at.Lane)
+	p.exec(t, "INSERT INTO audit_chain (tenant, lane, seq, id) VALUES (?, ?, ?, ?)", tenant, at.Lane, at.Seq, id)
+}
+
+func (p *sqliteTamperer) SwapChainEntries(t *testing.T, tenant string, a, b audittest.At) {
 	var idA, idB string
 	ctx := context.Background()
-	if err := p.s.w.QueryRowContext(ctx, "SELECT id FROM audit_chain WHERE tenant = ? AND seq = ?", tenant, a).Scan(&idA); err != nil {
+	const q = "SELECT id FROM audit_chain WHERE tenant = ? AND lane = ? AND seq = ?"
+	if err := p.s.w.QueryRowContext(ctx, q, tenant, a.Lane, a.Seq).Scan(&idA); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.s.w.QueryRowContext(ctx, "SELECT id FROM audit_chain WHERE tenant = ? AND seq = ?", tenant, b).Scan(&idB); err != nil {
+	if err := p.s.w.QueryRowContext(ctx, q, tenant, b.Lane, b.Seq).Scan(&idB); err != nil {
 		t.Fatal(err)
 	}
-	p.exec(t, "UPDATE audit_chain SET id = ? WHERE tenant = ? AND seq = ?", idB, tenant, a)
-	p.exec(t, "UPDATE audit_chain SET id = ? WHERE tenant = ? AND seq = ?", idA, tenant, b)
+	p.exec(t, "UPDATE audit_chain SET id = ? WHERE tenant = ? AND lane = ? AND seq = ?", idB, tenant, a.Lane, a.Seq)
+	p.exec(t, "UPDATE audit_chain SET id = ? WHERE tenant = ? AND lane = ? AND seq = ?", idA, tenant, b.Lane, b.Seq)
 }
 
-func (p *sqliteTamperer) SetHead(t *testing.T, tenant string, seq int64, hash chain.Hash) {
-	p.exec(t, "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ?", seq, hash[:], tenant)
+func (p *sqliteTamperer) SetHead(t *testing.T, tenant string, lane int, seq int64, hash chain.Hash) {
+	p.exec(t, "UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ? AND lane = ?", seq, hash[:], tenant, lane)
 }
 
 // TestAuditChainAppendOnly: the chain table refuses updates and deletes.
