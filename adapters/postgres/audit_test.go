@@ -106,15 +106,20 @@ func (p *pgTamperer) SetHead(t *testing.T, tenant string, lane int, seq int64, h
 // committing transaction does, until release.
 func (p *pgTamperer) HoldLanes(t *testing.T, tenant string, lanes ...int) (release func()) {
 	t.Helper()
-	return holdLanes(t, p.schema, tenant, lanes...)
+	release, _ = holdLanes(t, p.schema, tenant, lanes...)
+	return release
 }
 
 // holdLanes locks lanes of the tenant's chain (which must exist) from a
-// connection of its own until release is called.
-func holdLanes(t *testing.T, schema, tenant string, lanes ...int) (release func()) {
+// connection of its own until release is called, and returns that
+// connection's backend pid.
+func holdLanes(t *testing.T, schema, tenant string, lanes ...int) (release func(), pid uint32) {
 	t.Helper()
 	ctx := context.Background()
 	conn := adminIn(t, schema)
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +133,7 @@ func holdLanes(t *testing.T, schema, tenant string, lanes ...int) (release func(
 		if err := tx.Rollback(ctx); err != nil {
 			t.Errorf("releasing lanes %v: %v", lanes, err)
 		}
-	}
+	}, pid
 }
 
 // TestAuditAppendOnlyInDatabase: running as the application role, the
