@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -11,17 +12,20 @@ import (
 	"github.com/pulsewire/pulsewire/server/storesql"
 )
 
-// This file implements server/audit/chain on PostgreSQL (migration 0040,
-// under the same row-level security as the resources). AppendAudit costs
-// no round trip and takes no lock: it queues the events into
-// audit_pending, and their index rows, behind the transaction's next
+// This file implements server/audit/chain on PostgreSQL (migrations 0040
+// to 0043, under the same row-level security as the resources).
+// AppendAudit costs no round trip and takes no lock: it queues the events
+// into audit_pending, and their index rows, behind the transaction's next
 // statement or its COMMIT (or a group commit), like a Put's writes. At
 // COMMIT a deferred trigger chains them (pulsewire_audit_seal, 0042): it
 // reads only the transaction's own queued rows (from the first one it
-// queued: dead rows of earlier transactions are never visited), locks
-// the tenant's chain head, builds each body around its link, hashes it and
-// inserts the rows. So the head, which orders a tenant's appenders, is the
-// last lock a transaction takes and is held only while it commits.
+// queued: dead rows of earlier transactions are never visited), locks the
+// head of a lane of the tenant's chain that no other commit holds
+// (pulsewire_audit_chain_from, 0043), builds each body around its link,
+// hashes it and inserts the rows. So a lane's head, which orders its
+// appenders, is the last lock a transaction takes and is held only while
+// it commits, and commits of one tenant at the same time take different
+// lanes and flush their WAL together.
 
 var (
 	_ chain.Store    = (*Store)(nil)
@@ -55,76 +59,86 @@ func (t *txn) AppendAudit(_ context.Context, events []*chain.Event) error {
 	return nil
 }
 
-// auditHeadSQL reads a chain head with the count of stored AuditEvents
-// and the last chain entry.
-const auditHeadSQL = `SELECT coalesce(h.seq, 0), h.hash,
+// auditHeadsSQL reads a tenant's lane heads, each with its last chain
+// entry, and the counts of stored AuditEvents and chain entries; one row
+// with a NULL lane for a tenant without heads.
+const auditHeadsSQL = `SELECT h.lane, coalesce(h.seq, 0), h.hash,
+		(SELECT coalesce(max(c.seq), 0) FROM audit_chain c WHERE c.tenant = $1 AND c.lane = h.lane),
 		(SELECT count(*) FROM resources WHERE tenant = $1 AND type = 'AuditEvent'),
-		(SELECT coalesce(max(seq), 0) FROM audit_chain WHERE tenant = $1)
-	FROM (VALUES (1)) AS one LEFT JOIN audit_heads h ON h.tenant = $1`
+		(SELECT count(*) FROM audit_chain WHERE tenant = $1)
+	FROM (VALUES (1)) AS one LEFT JOIN audit_heads h ON h.tenant = $1
+	ORDER BY h.lane`
 
-// AuditHead returns the tenant's chain head (see chain.Store).
-func (s *Store) AuditHead(ctx context.Context, tenant string) (chain.Head, error) {
-	h := chain.Head{Hash: chain.Genesis}
+// AuditHeads returns the heads of the tenant's lanes (see chain.Store).
+func (s *Store) AuditHeads(ctx context.Context, tenant string) (chain.Heads, error) {
+	var hs chain.Heads
 	if !fhir.ValidTenant(tenant) {
-		return h, tenantNotFound()
+		return hs, tenantNotFound()
 	}
 	var scanErr error
 	b := &pgx.Batch{}
 	// One statement: one snapshot.
-	b.Queue(auditHeadSQL, tenant).QueryRow(func(row pgx.Row) error {
-		var hash []byte
-		err := row.Scan(&h.Seq, &hash, &h.Stored, &h.Last)
-		switch {
-		case err != nil:
-			scanErr = err
-		case hash == nil:
-		case len(hash) != len(h.Hash):
-			scanErr = errors.New("chain head hash is not 32 bytes")
-		default:
+	b.Queue(auditHeadsSQL, tenant).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var lane *int16
+			var hash []byte
+			h := chain.Head{Hash: chain.Genesis}
+			if err := rows.Scan(&lane, &h.Seq, &hash, &h.Last, &hs.Stored, &hs.Entries); err != nil {
+				scanErr = cmp.Or(scanErr, err)
+				continue
+			}
+			if lane == nil {
+				continue
+			}
+			if len(hash) != len(h.Hash) {
+				scanErr = cmp.Or(scanErr, errors.New("chain head hash is not 32 bytes"))
+				continue
+			}
+			h.Lane = int(*lane)
 			copy(h.Hash[:], hash)
+			hs.Lanes = append(hs.Lanes, h)
 		}
+		scanErr = cmp.Or(scanErr, rows.Err())
 		return nil
 	})
 	sc := &poolScope{s: s, tenant: tenant}
 	if err := sc.send(ctx, b); err != nil {
-		return h, internal("reading the audit chain head", err)
+		return hs, internal("reading the audit chain heads", err)
 	}
 	if scanErr != nil {
-		return h, internal("reading the audit chain head", scanErr)
+		return hs, internal("reading the audit chain heads", scanErr)
 	}
-	return h, nil
+	return hs, nil
 }
 
-// auditEntriesSQL reads chain entries with their events' current row, the
-// version 1 history row and the number of history rows.
+// auditEntriesSQL reads a lane's chain entries with their events' current
+// row, the version 1 history row and the number of history rows.
 const auditEntriesSQL = `SELECT c.seq, c.id, r.version, r.deleted, r.body, v.body,
 		(SELECT count(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
 	FROM audit_chain c
 	LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
 	LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
-	WHERE c.tenant = $1 AND c.seq > $2
+	WHERE c.tenant = $1 AND c.lane = $2 AND c.seq > $3
 	ORDER BY c.seq
-	LIMIT $3`
+	LIMIT $4`
 
-// AuditEntries returns chain entries after a sequence number (see
+// AuditEntries returns a lane's chain entries after a sequence number (see
 // chain.Store).
-func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, limit int) ([]chain.Entry, error) {
+func (s *Store) AuditEntries(ctx context.Context, tenant string, lane int, after int64, limit int) ([]chain.Entry, error) {
 	if !fhir.ValidTenant(tenant) {
 		return nil, tenantNotFound()
 	}
 	var out []chain.Entry
 	var scanErr error
 	b := &pgx.Batch{}
-	b.Queue(auditEntriesSQL, tenant, after, limit).Query(func(rows pgx.Rows) error {
+	b.Queue(auditEntriesSQL, tenant, lane, after, limit).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var e chain.Entry
+			e := chain.Entry{Lane: lane}
 			var version *int64
 			var deleted *int16
 			var versions int64
 			if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &versions); err != nil {
-				if scanErr == nil {
-					scanErr = err
-				}
+				scanErr = cmp.Or(scanErr, err)
 				continue
 			}
 			if version != nil {
@@ -134,9 +148,7 @@ func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, li
 			e.Versions = int(versions)
 			out = append(out, e)
 		}
-		if scanErr == nil {
-			scanErr = rows.Err()
-		}
+		scanErr = cmp.Or(scanErr, rows.Err())
 		return nil
 	})
 	sc := &poolScope{s: s, tenant: tenant}

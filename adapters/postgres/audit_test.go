@@ -18,7 +18,7 @@ import (
 func TestAudit(t *testing.T) {
 	audittest.Run(t, func(t *testing.T) (chain.Store, audittest.Tamperer) {
 		s, schema := openTestStore(t)
-		return s, &pgTamperer{conn: adminIn(t, schema)}
+		return s, &pgTamperer{conn: adminIn(t, schema), schema: schema}
 	})
 }
 
@@ -37,14 +37,29 @@ func adminIn(t *testing.T, schema string) *pgx.Conn {
 	return conn
 }
 
-type pgTamperer struct{ conn *pgx.Conn }
+type pgTamperer struct {
+	conn   *pgx.Conn
+	schema string
+}
+
+var _ audittest.LaneHolder = (*pgTamperer)(nil)
 
 func (p *pgTamperer) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
-	ct, err := p.conn.Exec(context.Background(), sql, args...)
-	if err != nil || ct.RowsAffected() == 0 {
-		t.Fatalf("tampering (%s): %d rows, %v", sql, ct.RowsAffected(), err)
+	if n := p.execAny(t, sql, args...); n == 0 {
+		t.Fatalf("tampering (%s): no rows", sql)
 	}
+}
+
+// execAny runs a statement that may change no row and returns how many
+// it changed.
+func (p *pgTamperer) execAny(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	ct, err := p.conn.Exec(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("tampering (%s): %v", sql, err)
+	}
+	return ct.RowsAffected()
 }
 
 func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
@@ -59,22 +74,73 @@ func (p *pgTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resource_versions WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
 }
 
-func (p *pgTamperer) DeleteChainEntry(t *testing.T, tenant string, seq int64) {
-	p.exec(t, "DELETE FROM audit_chain WHERE tenant = $1 AND seq = $2", tenant, seq)
+func (p *pgTamperer) InsertEvent(t *testing.T, tenant, id string, body []byte) {
+	for _, table := range []string{"resources", "resource_versions"} {
+		p.exec(t, "INSERT INTO "+table+" (tenant, type, id, version, last_updated, deleted, body) VALUES ($1, 'AuditEvent', $2, 1, 0, 0, $3)", tenant, id, body)
+	}
 }
 
-func (p *pgTamperer) SwapChainEntries(t *testing.T, tenant string, a, b int64) {
+func (p *pgTamperer) DeleteChainEntry(t *testing.T, tenant string, at audittest.At) {
+	p.exec(t, "DELETE FROM audit_chain WHERE tenant = $1 AND lane = $2 AND seq = $3", tenant, at.Lane, at.Seq)
+}
+
+func (p *pgTamperer) InsertChainEntry(t *testing.T, tenant string, at audittest.At, id string) {
+	// Through negative numbers: moving the entries up in place would
+	// collide with the next one's key. There may be none to move.
+	p.execAny(t, "UPDATE audit_chain SET seq = -seq - 1 WHERE tenant = $1 AND lane = $2 AND seq >= $3", tenant, at.Lane, at.Seq)
+	p.execAny(t, "UPDATE audit_chain SET seq = -seq WHERE tenant = $1 AND lane = $2 AND seq < 0", tenant, at.Lane)
+	p.exec(t, "INSERT INTO audit_chain (tenant, lane, seq, id) VALUES ($1, $2, $3, $4)", tenant, at.Lane, at.Seq, id)
+}
+
+func (p *pgTamperer) SwapChainEntries(t *testing.T, tenant string, a, b audittest.At) {
 	p.exec(t, `UPDATE audit_chain c SET id = o.id FROM audit_chain o
-		WHERE c.tenant = $1 AND o.tenant = $1 AND (c.seq, o.seq) IN (($2, $3), ($3, $2))`, tenant, a, b)
+		WHERE c.tenant = $1 AND o.tenant = $1 AND (c.lane, c.seq, o.lane, o.seq) IN (($2, $3, $4, $5), ($4, $5, $2, $3))`,
+		tenant, a.Lane, a.Seq, b.Lane, b.Seq)
 }
 
-func (p *pgTamperer) SetHead(t *testing.T, tenant string, seq int64, hash chain.Hash) {
-	p.exec(t, "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1", tenant, seq, hash[:])
+func (p *pgTamperer) SetHead(t *testing.T, tenant string, lane int, seq int64, hash chain.Hash) {
+	p.exec(t, "UPDATE audit_heads SET seq = $3, hash = $4 WHERE tenant = $1 AND lane = $2", tenant, lane, seq, hash[:])
+}
+
+// HoldLanes locks the lanes' heads in a transaction of its own, as a
+// committing transaction does, until release.
+func (p *pgTamperer) HoldLanes(t *testing.T, tenant string, lanes ...int) (release func()) {
+	t.Helper()
+	release, _ = holdLanes(t, p.schema, tenant, lanes...)
+	return release
+}
+
+// holdLanes locks lanes of the tenant's chain (which must exist) from a
+// connection of its own until release is called, and returns that
+// connection's backend pid.
+func holdLanes(t *testing.T, schema, tenant string, lanes ...int) (release func(), pid uint32) {
+	t.Helper()
+	ctx := context.Background()
+	conn := adminIn(t, schema)
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM audit_heads
+		WHERE tenant = $1 AND lane = ANY($2) FOR UPDATE) AS h`, tenant, lanes).Scan(&held); err != nil || held != len(lanes) {
+		t.Fatalf("holding lanes %v of %s: %d held, %v", lanes, tenant, held, err)
+	}
+	return func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Errorf("releasing lanes %v: %v", lanes, err)
+		}
+	}, pid
 }
 
 // TestAuditAppendOnlyInDatabase: running as the application role, the
 // database itself refuses to update or delete AuditEvent rows (trigger)
-// and chain entries (no privilege), whatever code tries it.
+// and chain entries (no privilege), to delete lane heads or move them to
+// another tenant or lane (no privilege: only seq and hash move forward),
+// whatever code tries it.
 func TestAuditAppendOnlyInDatabase(t *testing.T) {
 	s, _ := openTestStore(t)
 	ctx := context.Background()
@@ -97,6 +163,10 @@ func TestAuditAppendOnlyInDatabase(t *testing.T) {
 		{"DELETE FROM resource_versions WHERE type = 'AuditEvent'", "42501"},
 		{"DELETE FROM audit_chain", "42501"},
 		{"UPDATE audit_chain SET seq = seq + 1", "42501"},
+		{"UPDATE audit_chain SET lane = lane + 1", "42501"},
+		{"DELETE FROM audit_heads", "42501"},
+		{"UPDATE audit_heads SET lane = lane + 1", "42501"},
+		{"UPDATE audit_heads SET tenant = 'globex'", "42501"},
 	} {
 		tx, err := conn.Begin(ctx)
 		if err != nil {

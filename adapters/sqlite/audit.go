@@ -11,10 +11,15 @@ import (
 )
 
 // This file implements server/audit/chain on the write transaction
-// (migration 0040): AppendAudit reads the tenant's chain head, builds each
-// body around its link, and writes the rows on the writer connection, so
-// they commit with the transaction. Transactions run one at a time, so no
-// two appends see the same head.
+// (migrations 0040 and 0043): AppendAudit reads the head of the tenant's
+// lane, builds each body around its link, and writes the rows on the
+// writer connection, so they commit with the transaction. Transactions run
+// one at a time, so no two appends see the same head.
+
+// appendLane is the one lane appends use: a second lane would let commits
+// flush together on PostgreSQL, but SQLite's single writer commits one
+// transaction at a time anyway.
+const appendLane = 0
 
 var (
 	_ chain.Store    = (*Store)(nil)
@@ -28,7 +33,7 @@ func (t *tx) AppendAudit(ctx context.Context, events []*chain.Event) error {
 	}
 	seq, prev := int64(0), chain.Genesis
 	var hash []byte
-	err := t.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant = ?`, t.tenant).Scan(&seq, &hash)
+	err := t.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant = ? AND lane = ?`, t.tenant, appendLane).Scan(&seq, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -60,45 +65,62 @@ func (t *tx) AppendAudit(ctx context.Context, events []*chain.Event) error {
 		if err := t.exec(ctx, ins); err != nil {
 			return err
 		}
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_chain (tenant, seq, id) VALUES (?, ?, ?)`, t.tenant, seq, e.ID); err != nil {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_chain (tenant, lane, seq, id) VALUES (?, ?, ?, ?)`, t.tenant, appendLane, seq, e.ID); err != nil {
 			return internal("writing audit chain", err)
 		}
 		prev = chain.Sum(body)
 	}
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
-		ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, t.tenant, seq, prev[:]); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO audit_heads (tenant, lane, seq, hash) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, lane) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, t.tenant, appendLane, seq, prev[:]); err != nil {
 		return internal("writing audit chain head", err)
 	}
 	return nil
 }
 
-// AuditHead returns the tenant's chain head (see chain.Store).
-func (s *Store) AuditHead(ctx context.Context, tenant string) (chain.Head, error) {
-	h := chain.Head{Hash: chain.Genesis}
+// AuditHeads returns the heads of the tenant's lanes (see chain.Store).
+func (s *Store) AuditHeads(ctx context.Context, tenant string) (chain.Heads, error) {
+	var hs chain.Heads
 	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
-		return h, err
+		return hs, err
 	}
-	var hash []byte
-	// One statement: one snapshot.
-	err := s.r.QueryRowContext(ctx, `SELECT coalesce(h.seq, 0), h.hash,
+	// One statement: one snapshot. One row with a NULL lane for a tenant
+	// without heads.
+	rows, err := s.r.QueryContext(ctx, `SELECT h.lane, coalesce(h.seq, 0), h.hash,
+			(SELECT coalesce(max(c.seq), 0) FROM audit_chain c WHERE c.tenant = ?1 AND c.lane = h.lane),
 			(SELECT COUNT(*) FROM resources WHERE tenant = ?1 AND type = 'AuditEvent'),
-			(SELECT coalesce(max(seq), 0) FROM audit_chain WHERE tenant = ?1)
-		FROM (SELECT 1) AS one LEFT JOIN audit_heads h ON h.tenant = ?1`, tenant).Scan(&h.Seq, &hash, &h.Stored, &h.Last)
-	switch {
-	case err != nil:
-		return h, internal("reading the audit chain head", err)
-	case hash == nil:
-	case len(hash) != len(h.Hash):
-		return h, internal("reading the audit chain head", errors.New("chain head hash is not 32 bytes"))
-	default:
-		copy(h.Hash[:], hash)
+			(SELECT COUNT(*) FROM audit_chain WHERE tenant = ?1)
+		FROM (SELECT 1) AS one LEFT JOIN audit_heads h ON h.tenant = ?1
+		ORDER BY h.lane`, tenant)
+	if err != nil {
+		return hs, internal("reading the audit chain heads", err)
 	}
-	return h, nil
+	defer rows.Close()
+	for rows.Next() {
+		var lane sql.NullInt64
+		var hash []byte
+		h := chain.Head{Hash: chain.Genesis}
+		if err := rows.Scan(&lane, &h.Seq, &hash, &h.Last, &hs.Stored, &hs.Entries); err != nil {
+			return hs, internal("reading the audit chain heads", err)
+		}
+		if !lane.Valid {
+			continue
+		}
+		if len(hash) != len(h.Hash) {
+			return hs, internal("reading the audit chain heads", errors.New("chain head hash is not 32 bytes"))
+		}
+		h.Lane = int(lane.Int64)
+		copy(h.Hash[:], hash)
+		hs.Lanes = append(hs.Lanes, h)
+	}
+	if err := rows.Err(); err != nil {
+		return hs, internal("reading the audit chain heads", err)
+	}
+	return hs, nil
 }
 
-// AuditEntries returns chain entries after a sequence number (see
+// AuditEntries returns a lane's chain entries after a sequence number (see
 // chain.Store).
-func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, limit int) ([]chain.Entry, error) {
+func (s *Store) AuditEntries(ctx context.Context, tenant string, lane int, after int64, limit int) ([]chain.Entry, error) {
 	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
 		return nil, err
 	}
@@ -107,16 +129,16 @@ func (s *Store) AuditEntries(ctx context.Context, tenant string, after int64, li
 		FROM audit_chain c
 		LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
 		LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
-		WHERE c.tenant = ? AND c.seq > ?
+		WHERE c.tenant = ? AND c.lane = ? AND c.seq > ?
 		ORDER BY c.seq
-		LIMIT ?`, tenant, after, limit)
+		LIMIT ?`, tenant, lane, after, limit)
 	if err != nil {
 		return nil, internal("reading the audit chain", err)
 	}
 	defer rows.Close()
 	var out []chain.Entry
 	for rows.Next() {
-		var e chain.Entry
+		e := chain.Entry{Lane: lane}
 		var version, deleted sql.NullInt64
 		if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &e.Versions); err != nil {
 			return nil, internal("reading the audit chain", err)

@@ -114,8 +114,8 @@ func TestAuditAttributesModules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Break != nil || rep.Verified != rep.Head.Seq || rep.Verified <= int64(n) {
-				t.Errorf("verify: %d of %d events verified, break %v", rep.Verified, rep.Head.Seq, rep.Break)
+			if rep.Break != nil || rep.Verified != rep.Heads.Events() || rep.Verified <= int64(n) {
+				t.Errorf("verify: %d of %d events verified, break %v", rep.Verified, rep.Heads.Events(), rep.Break)
 			}
 		})
 	}

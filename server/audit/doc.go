@@ -39,12 +39,24 @@
 //
 // # Tamper evidence
 //
-// Each tenant's AuditEvents form a hash chain (see package chain): Verify
-// walks it and reports the first broken link (an altered body, a removed
-// or reordered event, a head that does not match). A chain proves the
-// records were not changed piecemeal; someone able to rewrite the whole
-// tail and the head can forge it, so operators should keep the head Verify
-// prints somewhere else (anchoring) to detect that too.
+// Each tenant's AuditEvents form a hash chain (see package chain) that runs
+// in lanes: independent chains, each with its own sequence numbers and
+// links, so that the tenant's transactions committing at the same time
+// append to different lanes instead of one after the other (PostgreSQL
+// holds a lane's head until the commit's WAL flush is done; with one head
+// per tenant its audited commits flushed one at a time). PostgreSQL gives a
+// tenant up to eight lanes, a commit taking the lowest one no other commit
+// holds, so a quiet tenant's chain stays in lane 0; SQLite, whose single
+// writer commits one transaction at a time, uses one. A lane orders its
+// own events; across lanes, the time each event records orders them.
+// Verify walks every lane and reports the first broken link (an altered
+// body, a removed, inserted or reordered event, an event moved to another
+// lane, a head that does not match its lane) and any chain entry or
+// AuditEvent outside the lanes. A chain proves the records were not
+// changed piecemeal; someone able to rewrite the whole tail of a lane and
+// its head (or remove a lane with its head, which the application's
+// database role cannot) can forge it, so operators should keep the heads
+// Verify prints somewhere else (anchoring) to detect that too.
 //
 // # Patient data
 //

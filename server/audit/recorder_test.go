@@ -43,8 +43,10 @@ func (s *gatedStore) Tx(ctx context.Context, tenant string, fn func(fhir.Tx) err
 	return fn(gatedTx{s: s})
 }
 
-func (s *gatedStore) AuditHead(context.Context, string) (chain.Head, error) { return chain.Head{}, nil }
-func (s *gatedStore) AuditEntries(context.Context, string, int64, int) ([]chain.Entry, error) {
+func (s *gatedStore) AuditHeads(context.Context, string) (chain.Heads, error) {
+	return chain.Heads{}, nil
+}
+func (s *gatedStore) AuditEntries(context.Context, string, int, int64, int) ([]chain.Entry, error) {
 	return nil, nil
 }
 

@@ -279,7 +279,7 @@ func TestAuditREST(t *testing.T) {
 	t.Run("a failed transaction leaves no record", func(t *testing.T) {
 		store := f.s.App.Store().(chain.Store)
 		f.s.FlushAudit(t)
-		before, err := store.AuditHead(context.Background(), "acme")
+		before, err := store.AuditHeads(context.Background(), "acme")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,12 +289,12 @@ func TestAuditREST(t *testing.T) {
 		r := do(t, http.MethodPost, f.base, tx, "Authorization", "Bearer "+f.sys)
 		mustStatus(t, r, http.StatusPreconditionFailed)
 		f.s.FlushAudit(t)
-		after, err := store.AuditHead(context.Background(), "acme")
+		after, err := store.AuditHeads(context.Background(), "acme")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if after.Seq != before.Seq {
-			t.Errorf("the audit chain went from %d to %d events over a failed transaction", before.Seq, after.Seq)
+		if after.Events() != before.Events() {
+			t.Errorf("the audit chain went from %d to %d events over a failed transaction", before.Events(), after.Events())
 		}
 		mustStatus(t, f.req(t, f.sys, http.MethodGet, "Observation/tx-new", ""), http.StatusNotFound)
 	})
@@ -346,8 +346,8 @@ func TestAuditREST(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Break != nil || rep.Verified != rep.Head.Seq || rep.Verified < 20 {
-			t.Errorf("verify: %d of %d events verified, break %v", rep.Verified, rep.Head.Seq, rep.Break)
+		if rep.Break != nil || rep.Verified != rep.Heads.Events() || rep.Verified < 20 {
+			t.Errorf("verify: %d of %d events verified, break %v", rep.Verified, rep.Heads.Events(), rep.Break)
 		}
 	})
 }

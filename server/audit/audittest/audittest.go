@@ -38,12 +38,34 @@ type Tamperer interface {
 	SetBody(t *testing.T, tenant, id string, body []byte, history bool)
 	// DeleteEvent deletes the current and history rows of AuditEvent/id.
 	DeleteEvent(t *testing.T, tenant, id string)
-	// DeleteChainEntry deletes the chain entry at seq.
-	DeleteChainEntry(t *testing.T, tenant string, seq int64)
+	// InsertEvent stores body as version 1 of AuditEvent/id (current and
+	// history rows), outside the chain.
+	InsertEvent(t *testing.T, tenant, id string, body []byte)
+	// DeleteChainEntry deletes the chain entry at a position.
+	DeleteChainEntry(t *testing.T, tenant string, at At)
+	// InsertChainEntry makes AuditEvent/id the chain entry at a position,
+	// moving the lane's entries from there on one place up.
+	InsertChainEntry(t *testing.T, tenant string, at At, id string)
 	// SwapChainEntries swaps the events of the chain entries at a and b.
-	SwapChainEntries(t *testing.T, tenant string, a, b int64)
-	// SetHead overwrites the tenant's chain head.
-	SetHead(t *testing.T, tenant string, seq int64, hash chain.Hash)
+	SwapChainEntries(t *testing.T, tenant string, a, b At)
+	// SetHead overwrites the head of one lane of the tenant's chain.
+	SetHead(t *testing.T, tenant string, lane int, seq int64, hash chain.Hash)
+}
+
+// At is a position in a tenant's chain.
+type At struct {
+	Lane int
+	Seq  int64
+}
+
+// LaneHolder is implemented by the Tamperer of a store that gives a
+// tenant's chain several lanes (PostgreSQL): it holds lanes the way a
+// committing transaction does, so that appends meanwhile take another
+// lane, and the suite checks tampering in a chain of several lanes.
+type LaneHolder interface {
+	// HoldLanes holds the tenant's lanes (which exist once the tenant has
+	// appended) until release is called.
+	HoldLanes(t *testing.T, tenant string, lanes ...int) (release func())
 }
 
 // Open returns a fresh, migrated store with nothing written yet and no
@@ -195,15 +217,32 @@ func (e *auditEvent) summary() string {
 	return s
 }
 
-// events returns the tenant's AuditEvents in chain order, checking the
-// chain first.
+// entries returns every chain entry of the tenant, lane after lane, each
+// lane in sequence order.
+func entries(t *testing.T, ctx context.Context, s chain.Store, tenant string) []chain.Entry {
+	t.Helper()
+	hs, err := s.AuditHeads(ctx, tenant)
+	if err != nil {
+		t.Fatalf("AuditHeads: %v", err)
+	}
+	var out []chain.Entry
+	for _, h := range hs.Lanes {
+		es, err := s.AuditEntries(ctx, tenant, h.Lane, 0, 100000)
+		if err != nil {
+			t.Fatalf("AuditEntries: %v", err)
+		}
+		out = append(out, es...)
+	}
+	return out
+}
+
+// events returns the tenant's AuditEvents in chain order (lane after
+// lane), checking the chain first. Events committed one after the other
+// on an otherwise idle store are all in one lane, in commit order.
 func events(t *testing.T, ctx context.Context, s chain.Store, tenant string) []auditEvent {
 	t.Helper()
 	intact(t, ctx, s, tenant)
-	es, err := s.AuditEntries(ctx, tenant, 0, 100000)
-	if err != nil {
-		t.Fatalf("AuditEntries: %v", err)
-	}
+	es := entries(t, ctx, s, tenant)
 	out := make([]auditEvent, len(es))
 	for i, e := range es {
 		if err := json.Unmarshal(e.Body, &out[i]); err != nil {
@@ -343,7 +382,7 @@ func testAtomic(t *testing.T, open Open) {
 		return nil
 	})
 	mustPut(t, ctx, s, "acme", "Patient", "p1", patientBody("p1"))
-	before := intact(t, ctx, s, "acme").Head
+	before := intact(t, ctx, s, "acme").Heads
 
 	refuse = "o-refused"
 	if _, err := put(ctx, s, "acme", "Observation", "o-refused", obsBody("p1")); !errors.Is(err, errLater) {
@@ -368,15 +407,15 @@ func testAtomic(t *testing.T, open Open) {
 			t.Errorf("Observation/%s after rollback: %v, want not found", id, err)
 		}
 	}
-	after := intact(t, ctx, s, "acme").Head
+	after := intact(t, ctx, s, "acme").Heads
 	if d := cmp.Diff(before, after); d != "" {
-		t.Errorf("chain head moved though every write rolled back (-before +after):\n%s", d)
+		t.Errorf("chain heads moved though every write rolled back (-before +after):\n%s", d)
 	}
 
 	// A write that commits brings exactly its event.
 	mustPut(t, ctx, s, "acme", "Observation", "o-ok", obsBody("p1"))
-	if h := intact(t, ctx, s, "acme").Head; h.Seq != before.Seq+1 || h.Stored != before.Stored+1 {
-		t.Errorf("head after one committed write = seq %d, %d stored; want %d, %d", h.Seq, h.Stored, before.Seq+1, before.Stored+1)
+	if h := intact(t, ctx, s, "acme").Heads; h.Events() != before.Events()+1 || h.Stored != before.Stored+1 {
+		t.Errorf("heads after one committed write = %d events, %d stored; want %d, %d", h.Events(), h.Stored, before.Events()+1, before.Stored+1)
 	}
 }
 
@@ -388,9 +427,9 @@ func testAppendOnly(t *testing.T, open Open) {
 	if err := a.RecordDurable(ctx, audit.Event{Tenant: "acme", Interaction: audit.Read, Type: "Patient", ID: "p1", Patient: "p1"}); err != nil {
 		t.Fatalf("RecordDurable: %v", err)
 	}
-	es, err := s.AuditEntries(ctx, "acme", 0, 10)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("AuditEntries = %d entries, %v; want 1", len(es), err)
+	es := entries(t, ctx, s, "acme")
+	if len(es) != 1 {
+		t.Fatalf("%d chain entries, want 1", len(es))
 	}
 	id := es[0].ID
 	body := []byte(`{"resourceType":"AuditEvent","recorded":"2026-01-01T00:00:00Z","type":{"code":"rest"},"agent":[{"requestor":true}],"source":{"observer":{"display":"x"}}}`)
@@ -421,8 +460,8 @@ func testAppendOnly(t *testing.T, open Open) {
 		t.Errorf("Stats.Refused = %d, want 3", got)
 	}
 	r := intact(t, ctx, s, "acme")
-	if r.Head.Seq != 1 || r.Head.Stored != 1 {
-		t.Errorf("after refused writes: head seq %d, %d stored; want 1, 1", r.Head.Seq, r.Head.Stored)
+	if r.Heads.Events() != 1 || r.Heads.Stored != 1 {
+		t.Errorf("after refused writes: heads at %d events, %d stored; want 1, 1", r.Heads.Events(), r.Heads.Stored)
 	}
 	got, err := s.Read(ctx, "acme", "AuditEvent", id)
 	if err != nil || !bytes.Equal(got.Body, es[0].Body) || got.VersionID != 1 {
@@ -491,21 +530,20 @@ func testRecorder(t *testing.T, open Open) {
 	}
 
 	// The store builds each link exactly as chain.Link does.
-	es, err := s.AuditEntries(ctx, "acme", 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
 	prev := chain.Genesis
-	for _, e := range es {
+	for _, e := range entries(t, ctx, s, "acme") {
+		if e.Seq == 1 {
+			prev = chain.Genesis // a lane's first event
+		}
 		link := chain.Link(e.Seq, prev)
 		if !bytes.Contains(e.Body, append([]byte(`"extension":`), link...)) {
-			t.Errorf("event %d's body does not hold chain.Link(%d, prev) = %s:\n%s", e.Seq, e.Seq, link, e.Body)
+			t.Errorf("event %d of lane %d: its body does not hold chain.Link(%d, prev) = %s:\n%s", e.Seq, e.Lane, e.Seq, link, e.Body)
 		}
 		prev = chain.Sum(e.Body)
 	}
 
 	// An unknown tenant's records are dropped, and RecordDurable says so.
-	err = a.RecordDurable(ctx, audit.Event{Tenant: "nobody", Interaction: audit.Read, Type: "Patient", ID: "x"})
+	err := a.RecordDurable(ctx, audit.Event{Tenant: "nobody", Interaction: audit.Read, Type: "Patient", ID: "x"})
 	if !fhir.IsKind(err, fhir.KindNotFound) {
 		t.Errorf("RecordDurable for an unknown tenant = %v, want KindNotFound", err)
 	}
@@ -591,15 +629,11 @@ func testConcurrent(t *testing.T, open Open) {
 	for _, tenant := range []string{"acme", "globex"} {
 		r := intact(t, ctx, s, tenant)
 		want := int64(writers / 2 * perWriter * 2) // a write and a read per item
-		if r.Verified != want || r.Head.Seq != want || r.Head.Stored != want {
-			t.Errorf("%s: verified %d, head %d, stored %d; want %d each", tenant, r.Verified, r.Head.Seq, r.Head.Stored, want)
-		}
-		es, err := s.AuditEntries(ctx, tenant, 0, 1000)
-		if err != nil {
-			t.Fatal(err)
+		if r.Verified != want || r.Heads.Events() != want || r.Heads.Stored != want {
+			t.Errorf("%s: verified %d, heads at %d, stored %d; want %d each", tenant, r.Verified, r.Heads.Events(), r.Heads.Stored, want)
 		}
 		seen := map[string]bool{}
-		for _, e := range es {
+		for _, e := range entries(t, ctx, s, tenant) {
 			var ev auditEvent
 			if err := json.Unmarshal(e.Body, &ev); err != nil {
 				t.Fatal(err)
@@ -615,73 +649,132 @@ func testConcurrent(t *testing.T, open Open) {
 }
 
 // testTamper: changing the stored chain behind the store's back, in each
-// way an insider might, is reported by Verify at the right place; each
-// case runs on a tenant of its own with five events.
+// way an insider might, is reported by Verify at the right lane and place;
+// each case runs on a tenant of its own. The lane tampered with holds five
+// events. On a store with several lanes (its Tamperer is a LaneHolder)
+// that is lane 1, between lane 0 (three events) and lane 2 (two), filled
+// by holding the lanes before it; otherwise it is lane 0, the only one.
 func testTamper(t *testing.T, open Open) {
 	ctx := context.Background()
 	cases := []struct {
 		name   string
-		tamper func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte)
-		seq    int64  // where Verify reports the break
+		lanes  bool // needs a store with several lanes
+		tamper func(t *testing.T, tm Tamperer, tenant string, c *lane)
+		seq    int64  // where in the tampered lane Verify reports the break; 0: the chain as a whole
 		reason string // a phrase of its reason
 	}{
-		{"untouched", nil, 0, ""},
-		{"body altered", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.SetBody(t, tenant, ids[1], bytes.Replace(bodies[1], []byte(`"outcome":"0"`), []byte(`"outcome":"4"`), 1), true)
+		{"untouched", false, nil, 0, ""},
+		{"body altered", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SetBody(t, tenant, c.ids[1], bytes.Replace(c.bodies[1], []byte(`"outcome":"0"`), []byte(`"outcome":"4"`), 1), true)
 		}, 2, "does not match the hash event 3 recorded"},
-		{"last body altered", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.SetBody(t, tenant, ids[4], bytes.Replace(bodies[4], []byte(`"action":"R"`), []byte(`"action":"E"`), 1), true)
-		}, 5, "chain head"},
-		{"current row altered only", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.SetBody(t, tenant, ids[2], bytes.Replace(bodies[2], []byte(`"outcome":"0"`), []byte(`"outcome":"8"`), 1), false)
+		{"last body altered", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SetBody(t, tenant, c.ids[4], bytes.Replace(c.bodies[4], []byte(`"action":"R"`), []byte(`"action":"E"`), 1), true)
+		}, 5, "the lane's head recorded"},
+		{"current row altered only", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SetBody(t, tenant, c.ids[2], bytes.Replace(c.bodies[2], []byte(`"outcome":"0"`), []byte(`"outcome":"8"`), 1), false)
 		}, 3, "differs from its history"},
-		{"event deleted", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.DeleteEvent(t, tenant, ids[2])
+		{"event deleted", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.DeleteEvent(t, tenant, c.ids[2])
 		}, 3, "resource is missing"},
-		{"chain entry deleted", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.DeleteChainEntry(t, tenant, 3)
+		{"chain entry deleted", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.DeleteChainEntry(t, tenant, c.at(3))
 		}, 3, "chain entry is missing"},
-		{"event and chain entry deleted", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.DeleteEvent(t, tenant, ids[1])
-			tm.DeleteChainEntry(t, tenant, 2)
+		{"event and chain entry deleted", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.DeleteEvent(t, tenant, c.ids[1])
+			tm.DeleteChainEntry(t, tenant, c.at(2))
 		}, 2, "chain entry is missing"},
-		{"reordered", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.SwapChainEntries(t, tenant, 2, 4)
+		{"reordered", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SwapChainEntries(t, tenant, c.at(2), c.at(4))
 		}, 2, "reordered"},
-		{"tail removed", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.DeleteEvent(t, tenant, ids[4])
-			tm.DeleteChainEntry(t, tenant, 5)
+		{"tail removed", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.DeleteEvent(t, tenant, c.ids[4])
+			tm.DeleteChainEntry(t, tenant, c.at(5))
 		}, 5, "events at the end were removed"},
-		{"head rewound", func(t *testing.T, tm Tamperer, tenant string, ids []string, bodies [][]byte) {
-			tm.SetHead(t, tenant, 3, chain.Sum(bodies[2]))
+		{"head rewound", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SetHead(t, tenant, c.n, 3, chain.Sum(c.bodies[2]))
 		}, 4, "head was rewound"},
+		// A forged event that links correctly to the one before it: the
+		// event it pushed along records its old place.
+		{"event inserted", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.InsertEvent(t, tenant, "forged", forge(t, c.bodies[2], c.ids[2], "forged", 3, chain.Sum(c.bodies[1])))
+			tm.InsertChainEntry(t, tenant, c.at(3), "forged")
+		}, 4, "inserted"},
+		{"event appended past the head", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.InsertEvent(t, tenant, "forged", forge(t, c.bodies[4], c.ids[4], "forged", 6, chain.Sum(c.bodies[4])))
+			tm.InsertChainEntry(t, tenant, c.at(6), "forged")
+		}, 6, "past its head"},
+		{"event in a lane without a head", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.InsertEvent(t, tenant, "forged", forge(t, c.bodies[0], c.ids[0], "forged", 1, chain.Genesis))
+			tm.InsertChainEntry(t, tenant, At{Lane: 9, Seq: 1}, "forged")
+		}, 0, "entries were added outside"},
+		{"event added outside the chain", false, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.InsertEvent(t, tenant, "forged", forge(t, c.bodies[4], c.ids[4], "forged", 6, chain.Sum(c.bodies[4])))
+		}, 0, "events were added outside"},
+		// Lane 2's second event, which records sequence 2 too, put in
+		// place of lane 1's (and back): it follows another event.
+		{"events moved between lanes", true, func(t *testing.T, tm Tamperer, tenant string, c *lane) {
+			tm.SwapChainEntries(t, tenant, c.at(2), At{Lane: 2, Seq: 2})
+		}, 1, "does not match the hash event 2 recorded"},
 	}
 	var tenants []string
 	for i := range cases {
 		tenants = append(tenants, fmt.Sprintf("t%d", i))
 	}
 	a, s, tm := newAuditor(t, open, tenants)
+	holder, lanes := tm.(LaneHolder)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.lanes && !lanes {
+				t.Skip("the store keeps one lane per tenant")
+			}
 			tenant := tenants[i]
-			for j := range 5 {
-				if err := a.Record(ctx, audit.Event{Tenant: tenant, Interaction: audit.Read, Type: "Patient", ID: fmt.Sprintf("p%d", j), Patient: fmt.Sprintf("p%d", j)}); err != nil {
-					t.Fatal(err)
+			n := 0
+			record := func(count int) {
+				t.Helper()
+				for range count {
+					// One at a time: each commits alone, into the lowest lane not held.
+					if err := a.RecordDurable(ctx, audit.Event{Tenant: tenant, Interaction: audit.Read, Type: "Patient", ID: fmt.Sprintf("p%d", n), Patient: fmt.Sprintf("p%d", n)}); err != nil {
+						t.Fatal(err)
+					}
+					n++
 				}
 			}
-			if err := a.Flush(ctx); err != nil {
+			c := &lane{}
+			want := []int64{5}
+			if lanes {
+				c.n, want = 1, []int64{3, 5, 2}
+				record(3)
+				release := holder.HoldLanes(t, tenant, 0)
+				record(5)
+				release()
+				release = holder.HoldLanes(t, tenant, 0, 1)
+				record(2)
+				release()
+			} else {
+				record(5)
+			}
+			hs, err := s.AuditHeads(ctx, tenant)
+			if err != nil {
 				t.Fatal(err)
 			}
-			es, err := s.AuditEntries(ctx, tenant, 0, 10)
-			if err != nil || len(es) != 5 {
-				t.Fatalf("AuditEntries: %d, %v; want 5", len(es), err)
+			var got []int64
+			for _, h := range hs.Lanes {
+				if h.Seq > 0 {
+					got = append(got, h.Seq)
+				}
 			}
-			ids, bodies := make([]string, 5), make([][]byte, 5)
-			for j, e := range es {
-				ids[j], bodies[j] = e.ID, e.Body
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("events per lane (-want +got):\n%s", d)
+			}
+			es, err := s.AuditEntries(ctx, tenant, c.n, 0, 10)
+			if err != nil || len(es) != 5 {
+				t.Fatalf("AuditEntries of lane %d: %d, %v; want 5", c.n, len(es), err)
+			}
+			for _, e := range es {
+				c.ids, c.bodies = append(c.ids, e.ID), append(c.bodies, e.Body)
 			}
 			if tc.tamper != nil {
-				tc.tamper(t, tm, tenant, ids, bodies)
+				tc.tamper(t, tm, tenant, c)
 			}
 			r, err := audit.Verify(ctx, s, tenant)
 			if err != nil {
@@ -691,13 +784,13 @@ func testTamper(t *testing.T, open Open) {
 			case tc.tamper == nil && r.Break != nil:
 				t.Fatalf("Verify of an untouched chain: broken at %v", r.Break)
 			case tc.tamper == nil:
-				if r.Verified != 5 {
-					t.Errorf("Verified = %d, want 5", r.Verified)
+				if r.Verified != int64(n) {
+					t.Errorf("Verified = %d, want %d", r.Verified, n)
 				}
 			case r.Break == nil:
 				t.Fatalf("Verify did not notice (verified %d)", r.Verified)
-			case r.Break.Seq != tc.seq || !strings.Contains(r.Break.Reason, tc.reason):
-				t.Errorf("Verify reported %v; want sequence %d, %q", r.Break, tc.seq, tc.reason)
+			case r.Break.Seq != tc.seq || (tc.seq > 0 && r.Break.Lane != c.n) || !strings.Contains(r.Break.Reason, tc.reason):
+				t.Errorf("Verify reported %v; want lane %d, sequence %d, %q", r.Break, c.n, tc.seq, tc.reason)
 			}
 		})
 	}
@@ -724,6 +817,31 @@ func testTamper(t *testing.T, open Open) {
 	if r.Break == nil || !strings.Contains(r.Break.Reason, "outside") {
 		t.Errorf("Verify with an AuditEvent outside the chain: %v, want it reported", r.Break)
 	}
+}
+
+// lane is the lane a tamper case works on: its number and its five
+// events, in sequence order.
+type lane struct {
+	n      int
+	ids    []string
+	bodies [][]byte
+}
+
+func (c *lane) at(seq int64) At { return At{Lane: c.n, Seq: seq} }
+
+// forge makes a new event from a stored body: id replaced by newID, and a
+// link at seq after prev, as an insider who knows the chain would.
+func forge(t *testing.T, body []byte, id, newID string, seq int64, prev chain.Hash) []byte {
+	t.Helper()
+	oldSeq, oldPrev, err := chain.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bytes.Replace(body, []byte(`"id":"`+id+`"`), []byte(`"id":"`+newID+`"`), 1)
+	if bytes.Equal(b, body) {
+		t.Fatalf("the body of AuditEvent/%s does not hold its id", id)
+	}
+	return bytes.Replace(b, chain.Link(oldSeq, oldPrev), chain.Link(seq, prev), 1)
 }
 
 // BenchRecord measures how many read events per second the Auditor makes

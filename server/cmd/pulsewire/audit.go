@@ -13,7 +13,7 @@ import (
 
 // auditCommand runs the audit commands on the store directly:
 //
-//	audit verify --tenant T   walk T's audit chain; exit status 1 at the first broken link
+//	audit verify --tenant T   walk every lane of T's audit chain; exit status 1 at the first broken link
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return fmt.Errorf("usage: pulsewire audit verify --tenant T")
@@ -44,12 +44,25 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	if r.Break != nil {
 		fmt.Fprintf(stdout, "tenant %s: audit chain BROKEN at %s\n", r.Tenant, r.Break)
-		fmt.Fprintf(stdout, "  %d events verified before it; head at sequence %d\n", r.Verified, r.Head.Seq)
-		return fmt.Errorf("the audit chain of tenant %s is broken at sequence %d", r.Tenant, r.Break.Seq)
+		fmt.Fprintf(stdout, "  %d events verified before it; the heads account for %d\n", r.Verified, r.Heads.Events())
+		return fmt.Errorf("the audit chain of tenant %s is broken at lane %d, sequence %d", r.Tenant, r.Break.Lane, r.Break.Seq)
 	}
-	// The head is what an operator keeps elsewhere (anchoring): a later
-	// run whose chain no longer leads to it shows a rewritten tail.
-	fmt.Fprintf(stdout, "tenant %s: audit chain intact: %d events, head sequence %d, head hash %s\n",
-		r.Tenant, r.Verified, r.Head.Seq, r.Head.Hash)
+	// The heads are what an operator keeps elsewhere (anchoring): a later
+	// run whose lanes no longer lead through them shows a rewritten tail.
+	// Empty lanes have nothing to anchor.
+	var used []chain.Head
+	for _, h := range r.Heads.Lanes {
+		if h.Seq > 0 {
+			used = append(used, h)
+		}
+	}
+	lanes := "lanes"
+	if len(used) == 1 {
+		lanes = "lane"
+	}
+	fmt.Fprintf(stdout, "tenant %s: audit chain intact: %d events in %d %s\n", r.Tenant, r.Verified, len(used), lanes)
+	for _, h := range used {
+		fmt.Fprintf(stdout, "  lane %d head: sequence %d, hash %s\n", h.Lane, h.Seq, h.Hash)
+	}
 	return nil
 }

@@ -19,8 +19,8 @@ import (
 )
 
 // TestAuditVerify: pulsewire audit verify reports an intact chain with its
-// head, and after a direct SQL UPDATE of one AuditEvent's body reports the
-// broken link and exits non-zero.
+// lanes' heads, and after a direct SQL UPDATE of one AuditEvent's body
+// reports the broken link and exits non-zero.
 func TestAuditVerify(t *testing.T) {
 	dir := t.TempDir()
 	env := func(k string) string {
@@ -69,7 +69,7 @@ func TestAuditVerify(t *testing.T) {
 		return out.String(), err
 	}
 	out, err := verify()
-	if err != nil || !strings.Contains(out, "intact: 2 events, head sequence 2, head hash ") {
+	if err != nil || !strings.Contains(out, "intact: 2 events in 1 lane\n  lane 0 head: sequence 2, hash ") {
 		t.Fatalf("verify of an intact chain: %v\n%s", err, out)
 	}
 
@@ -80,13 +80,13 @@ func TestAuditVerify(t *testing.T) {
 	defer db.Close()
 	for _, table := range []string{"resources", "resource_versions"} {
 		res, err := db.Exec(`UPDATE ` + table + ` SET body = replace(body, '"action":"C"', '"action":"R"')
-			WHERE tenant = 'acme' AND type = 'AuditEvent' AND id = (SELECT id FROM audit_chain WHERE tenant = 'acme' AND seq = 1)`)
+			WHERE tenant = 'acme' AND type = 'AuditEvent' AND id = (SELECT id FROM audit_chain WHERE tenant = 'acme' AND lane = 0 AND seq = 1)`)
 		if n, _ := res.RowsAffected(); err != nil || n != 1 {
 			t.Fatalf("tampering with %s: %d rows, %v", table, n, err)
 		}
 	}
 	out, err = verify()
-	if err == nil || !strings.Contains(out, "BROKEN at sequence 1 (AuditEvent/") || !strings.Contains(out, "does not match the hash event 2 recorded") {
+	if err == nil || !strings.Contains(out, "BROKEN at lane 0, sequence 1 (AuditEvent/") || !strings.Contains(out, "does not match the hash event 2 recorded") {
 		t.Fatalf("verify after tampering: err %v\n%s", err, out)
 	}
 	if err := run(ctx, []string{"audit", "verify"}, env, io.Discard, io.Discard); err == nil {
