@@ -294,7 +294,8 @@ func TestPrincipalContext(t *testing.T) {
 // contexts derived before and after, and refuses a context without one.
 func TestIdentify(t *testing.T) {
 	ctx := WithPrincipal(t.Context(), Principal{Module: "unknown", Address: "10.0.0.9"})
-	derived := context.WithValue(ctx, struct{}{}, 1)
+	type otherKey struct{}
+	derived := context.WithValue(ctx, otherKey{}, 1)
 	if !Identify(ctx, user) {
 		t.Fatal("Identify found no principal")
 	}
