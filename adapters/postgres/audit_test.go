@@ -47,16 +47,12 @@ func (p *pgTamperer) exec(t *testing.T, sql string, args ...any) {
 	}
 }
 
-func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
+func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte) {
 	p.exec(t, "UPDATE resources SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
-	if history {
-		p.exec(t, "UPDATE resource_versions SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
-	}
 }
 
 func (p *pgTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resources WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
-	p.exec(t, "DELETE FROM resource_versions WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
 }
 
 func (p *pgTamperer) DeleteChainEntry(t *testing.T, tenant string, seq int64) {
@@ -93,8 +89,10 @@ func TestAuditAppendOnlyInDatabase(t *testing.T) {
 	for _, tc := range []struct{ stmt, code string }{
 		{"UPDATE resources SET body = NULL WHERE type = 'AuditEvent'", "42501"},
 		{"DELETE FROM resources WHERE type = 'AuditEvent'", "42501"},
-		{"UPDATE resource_versions SET last_updated = 0 WHERE type = 'AuditEvent'", "42501"},
-		{"DELETE FROM resource_versions WHERE type = 'AuditEvent'", "42501"},
+		// An AuditEvent is never superseded: no row of one belongs in
+		// resource_versions.
+		{`INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+			SELECT tenant, type, id, version, last_updated, deleted, body FROM resources WHERE type = 'AuditEvent'`, "42501"},
 		{"DELETE FROM audit_chain", "42501"},
 		{"UPDATE audit_chain SET seq = seq + 1", "42501"},
 	} {

@@ -461,10 +461,15 @@ func (s *Store) Load(ctx context.Context, tenant string, keys []outbox.ResourceK
 	}
 	b := &pgx.Batch{}
 	if len(vType) > 0 {
+		// A version is the current row or a superseded one: one probe of
+		// each table, at most one of which has it.
 		b.Queue(`SELECT v.* FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(t, i, n) CROSS JOIN LATERAL (
-				SELECT `+storesql.Columns+` FROM resource_versions
-				WHERE tenant = $1 AND type = k.t AND id = k.i AND version >= k.n ORDER BY version LIMIT 1) v
-			WHERE v.version = k.n AND v.deleted = 0`,
+				(SELECT `+storesql.Columns+` FROM resources
+				WHERE tenant = $1 AND type = k.t AND id >= k.i ORDER BY id LIMIT 1)
+				UNION ALL
+				(SELECT `+storesql.Columns+` FROM resource_versions
+				WHERE tenant = $1 AND type = k.t AND id = k.i AND version >= k.n ORDER BY version LIMIT 1)) v
+			WHERE v.id = k.i AND v.version = k.n AND v.deleted = 0`,
 			tenant, vType, vID, vVersion).Query(collect(false))
 	}
 	if len(cType) > 0 {

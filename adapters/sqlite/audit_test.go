@@ -41,16 +41,12 @@ func (p *sqliteTamperer) exec(t *testing.T, query string, args ...any) {
 	}
 }
 
-func (p *sqliteTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
+func (p *sqliteTamperer) SetBody(t *testing.T, tenant, id string, body []byte) {
 	p.exec(t, "UPDATE resources SET body = ? WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", body, tenant, id)
-	if history {
-		p.exec(t, "UPDATE resource_versions SET body = ? WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", body, tenant, id)
-	}
 }
 
 func (p *sqliteTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resources WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", tenant, id)
-	p.exec(t, "DELETE FROM resource_versions WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", tenant, id)
 }
 
 func (p *sqliteTamperer) DeleteChainEntry(t *testing.T, tenant string, seq int64) {
