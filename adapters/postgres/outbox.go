@@ -414,7 +414,8 @@ func (s *Store) Purge(ctx context.Context, tenant string, before time.Time, limi
 }
 
 // Load reads many resources in one round trip (see outbox.Store): one
-// primary-key probe per key. The probes are written as "the first row at or
+// primary-key probe per key (of resources and of resource_versions for a
+// key with a version). The probes are written as "the first row at or
 // after the key, in primary-key order" so that only the primary key serves
 // them: on a table without statistics yet (a new schema, before autovacuum
 // analyzes it) an equality probe costs the same through the (tenant, type,
