@@ -463,8 +463,7 @@ func (t *tx) exec(ctx context.Context, stmts []storesql.Stmt) error {
 // writeVersion stores r as the current row of its resource. When the
 // resource exists (exists), its current row is first copied to
 // resource_versions, which holds only superseded versions; a create writes
-// one row. OR IGNORE: a row written before migration 0050 may be there
-// already, identical.
+// one row.
 func (t *tx) writeVersion(ctx context.Context, r *fhir.Resource, exists bool) error {
 	lu := storesql.Micros(r.LastUpdated)
 	del := 0
@@ -475,7 +474,7 @@ func (t *tx) writeVersion(ctx context.Context, r *fhir.Resource, exists bool) er
 		body = r.Body
 	}
 	if exists {
-		if _, err := t.tx.ExecContext(ctx, `INSERT OR IGNORE INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
 			SELECT tenant, type, id, version, last_updated, deleted, body FROM resources WHERE tenant = ? AND type = ? AND id = ?`,
 			t.tenant, r.Type, r.ID); err != nil {
 			return internal("superseding resource version", err)
