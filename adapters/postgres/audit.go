@@ -111,13 +111,14 @@ func (s *Store) AuditHeads(ctx context.Context, tenant string) (chain.Heads, err
 	return hs, nil
 }
 
-// auditEntriesSQL reads a lane's chain entries with their events' current
-// row, the version 1 history row and the number of history rows.
-const auditEntriesSQL = `SELECT c.seq, c.id, r.version, r.deleted, r.body, v.body,
-		(SELECT count(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
+// auditEntriesSQL reads a lane's chain entries with their events' current row and
+// the number of versions stored: the current row and any superseded ones
+// (an AuditEvent is only ever version 1, which lives in resources).
+const auditEntriesSQL = `SELECT c.seq, c.id, r.version, r.deleted, r.body,
+		CASE WHEN r.id IS NULL THEN 0 ELSE 1 END
+		+ (SELECT count(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
 	FROM audit_chain c
 	LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
-	LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
 	WHERE c.tenant = $1 AND c.lane = $2 AND c.seq > $3
 	ORDER BY c.seq
 	LIMIT $4`
@@ -137,7 +138,7 @@ func (s *Store) AuditEntries(ctx context.Context, tenant string, lane int, after
 			var version *int64
 			var deleted *int16
 			var versions int64
-			if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &versions); err != nil {
+			if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &versions); err != nil {
 				scanErr = cmp.Or(scanErr, err)
 				continue
 			}

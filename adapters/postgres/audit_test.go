@@ -62,22 +62,16 @@ func (p *pgTamperer) execAny(t *testing.T, sql string, args ...any) int64 {
 	return ct.RowsAffected()
 }
 
-func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
+func (p *pgTamperer) SetBody(t *testing.T, tenant, id string, body []byte) {
 	p.exec(t, "UPDATE resources SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
-	if history {
-		p.exec(t, "UPDATE resource_versions SET body = $3 WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id, body)
-	}
 }
 
 func (p *pgTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resources WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
-	p.exec(t, "DELETE FROM resource_versions WHERE tenant = $1 AND type = 'AuditEvent' AND id = $2", tenant, id)
 }
 
 func (p *pgTamperer) InsertEvent(t *testing.T, tenant, id string, body []byte) {
-	for _, table := range []string{"resources", "resource_versions"} {
-		p.exec(t, "INSERT INTO "+table+" (tenant, type, id, version, last_updated, deleted, body) VALUES ($1, 'AuditEvent', $2, 1, 0, 0, $3)", tenant, id, body)
-	}
+	p.exec(t, "INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body) VALUES ($1, 'AuditEvent', $2, 1, 0, 0, $3)", tenant, id, body)
 }
 
 func (p *pgTamperer) DeleteChainEntry(t *testing.T, tenant string, at audittest.At) {
@@ -159,8 +153,10 @@ func TestAuditAppendOnlyInDatabase(t *testing.T) {
 	for _, tc := range []struct{ stmt, code string }{
 		{"UPDATE resources SET body = NULL WHERE type = 'AuditEvent'", "42501"},
 		{"DELETE FROM resources WHERE type = 'AuditEvent'", "42501"},
-		{"UPDATE resource_versions SET last_updated = 0 WHERE type = 'AuditEvent'", "42501"},
-		{"DELETE FROM resource_versions WHERE type = 'AuditEvent'", "42501"},
+		// An AuditEvent is never superseded: no row of one belongs in
+		// resource_versions.
+		{`INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+			SELECT tenant, type, id, version, last_updated, deleted, body FROM resources WHERE type = 'AuditEvent'`, "42501"},
 		{"DELETE FROM audit_chain", "42501"},
 		{"UPDATE audit_chain SET seq = seq + 1", "42501"},
 		{"UPDATE audit_chain SET lane = lane + 1", "42501"},

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
 
@@ -116,4 +117,34 @@ func latestVitals(patient, code string) *fhir.Query {
 		},
 		Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}},
 	}
+}
+
+// BenchmarkCreateFootprint: the bytes a create of a ~1 KB Observation adds
+// to resources and resource_versions, their indexes included (index
+// tables aside), from the tables' sizes after b.N creates of server-made
+// ids (POST: blind writes). Figures only: sizes are in pages, and the
+// first creates of an empty table pay for whole pages.
+func BenchmarkCreateFootprint(b *testing.B) {
+	s, schema := openTestStoreConns(b, 8)
+	ctx := context.Background()
+	mustTenant(b, s, "bench")
+	b.ResetTimer()
+	for i := range b.N {
+		w := syntheticObservation(fmt.Sprintf("f%d", i), i%1000, i/1000)
+		w.Fresh = true
+		if err := s.Tx(ctx, "bench", func(tx fhir.Tx) error {
+			_, _, err := tx.Put(ctx, w)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	admin := pgtest.AdminConn(b)
+	var bytes int64
+	if err := admin.QueryRow(ctx, "SELECT pg_total_relation_size($1::regclass) + pg_total_relation_size($2::regclass)",
+		schema+".resources", schema+".resource_versions").Scan(&bytes); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(bytes)/float64(b.N), "table-B/create")
 }

@@ -9,14 +9,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pulsewire/pulsewire/adapters/postgres/pgtest"
+	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/storesql"
 )
 
 // seedSQL bulk-loads n synthetic Observations of patients patients (the
 // same shape and index rows as syntheticObservation) with set-based SQL, as
-// the owner: fast enough for a million rows.
+// the owner: fast enough for a million rows. Each is version 1, which lives
+// in resources alone.
 const seedSQL = `
 INSERT INTO tenants VALUES ('bench', 0) ON CONFLICT DO NOTHING;
 CREATE TEMP TABLE seed AS
@@ -24,7 +27,6 @@ CREATE TEMP TABLE seed AS
          (1767225600 + (i / $P) * 60)::bigint * 1000000 AS at
   FROM generate_series(0, $N - 1) AS i;
 INSERT INTO resources SELECT 'bench', 'Observation', id, 1, at, 0, convert_to(repeat('x', 1000), 'UTF8') FROM seed;
-INSERT INTO resource_versions SELECT 'bench', 'Observation', id, 1, at, 0, convert_to(repeat('x', 1000), 'UTF8') FROM seed;
 INSERT INTO idx_token SELECT 'bench', 'Observation', id, p, s, c, '' FROM seed,
   LATERAL (VALUES ('status', '', 'final'), ('category', 'http://terminology.hl7.org/CodeSystem/observation-category', 'vital-signs'),
                   ('code', 'http://loinc.org', code), ('code', 'urn:iso:std:iso:11073:10101', '147842'), ('combo-code', 'http://loinc.org', code)) AS v(p, s, c);
@@ -125,4 +127,120 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// supersedeSeedSQL gives every tenth seeded Observation a second version, as
+// an update would: version 1 moves to resource_versions, a minute older.
+const supersedeSeedSQL = `
+INSERT INTO resource_versions SELECT tenant, type, id, version, last_updated - 60000000, deleted, body
+  FROM resources WHERE tenant = 'bench' AND type = 'Observation' AND substr(id, 2)::int % 10 = 0;
+UPDATE resources SET version = 2 WHERE tenant = 'bench' AND type = 'Observation' AND substr(id, 2)::int % 10 = 0;
+INSERT INTO resources SELECT 'bench', 'Patient', 'p' || i, 1, 1767225600000000 + i, 0, convert_to('{}', 'UTF8')
+  FROM generate_series(0, $P - 1) AS i;
+`
+
+// TestExplainHistory checks that type and system history pages are read
+// off the last_updated indexes of resources and resource_versions, newest
+// first, and merged (Merge Append): no table is scanned, no whole history
+// sorted, in the custom and the generic plan (pgx prepares statements). It
+// loads PULSEWIRE_EXPLAIN_N Observations (default 20,000) and prints the
+// plans with -v.
+func TestExplainHistory(t *testing.T) {
+	t.Parallel()
+	n, patients := envInt("PULSEWIRE_EXPLAIN_N", 20000), envInt("PULSEWIRE_EXPLAIN_PATIENTS", 100)
+	s, schema := openTestStore(t)
+	ctx := context.Background()
+	bulkSeed(t, schema, n, patients)
+	admin := pgtest.AdminConn(t)
+	if _, err := admin.Exec(ctx, "SET search_path = "+schema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, strings.ReplaceAll(supersedeSeedSQL, "$P", strconv.Itoa(patients))); err != nil {
+		t.Fatalf("superseding: %v", err)
+	}
+	for _, table := range []string{"resources", "resource_versions"} {
+		if _, err := admin.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
+			t.Fatalf("vacuum: %v", err)
+		}
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, tc := range []struct {
+		name    string
+		q       fhir.HistoryQuery
+		indexes []string // walked backward, one per table
+	}{
+		{"system", fhir.HistoryQuery{Count: 50, Offset: 100}, []string{"resources_tenant_lu", "resource_versions_tenant_lu"}},
+		{"type", fhir.HistoryQuery{Type: "Observation", Count: 50, Offset: 100}, []string{"resources_last_updated", "resource_versions_type_lu"}},
+		{"type since", fhir.HistoryQuery{Type: "Observation", Since: storesql.FromMicros(1767225600000000), Count: 50}, []string{"resources_last_updated", "resource_versions_type_lu"}},
+	} {
+		sql, args, err := storesql.History(dialect, "bench", &tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			text := explain(t, conn, mode, sql, args)
+			t.Logf("%s, %s:\n%s", tc.name, mode, text)
+			if strings.Contains(text, "Seq Scan") || strings.Contains(text, "Bitmap") {
+				t.Errorf("%s, %s: the plan scans a table", tc.name, mode)
+			}
+			if !strings.Contains(text, "Merge Append") {
+				t.Errorf("%s, %s: the plan does not merge the two tables' walks", tc.name, mode)
+			}
+			for _, idx := range tc.indexes {
+				if !strings.Contains(text, "Index Scan Backward using "+idx+" ") {
+					t.Errorf("%s, %s: the plan does not walk %s newest first", tc.name, mode, idx)
+				}
+			}
+			// Ties on last_updated are ordered in small groups, never the
+			// whole history at once.
+			for _, line := range strings.Split(text, "\n") {
+				if strings.Contains(line, "Sort") && !strings.Contains(line, "Incremental Sort") && strings.Contains(line, "->") {
+					t.Errorf("%s, %s: a full sort: %s", tc.name, mode, strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}
+
+// explain returns the EXPLAIN ANALYZE of sql, run in tenant bench as a
+// prepared statement under plan_cache_mode mode: EXPLAIN of the statement
+// itself would always plan it for its arguments (a custom plan).
+func explain(t *testing.T, conn *pgxpool.Conn, mode, sql string, args []any) string {
+	t.Helper()
+	ctx := context.Background()
+	lits := make([]string, len(args))
+	for i, a := range args {
+		switch a := a.(type) {
+		case string:
+			lits[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
+		case int64:
+			lits[i] = strconv.FormatInt(a, 10)
+		default:
+			t.Fatalf("argument %d: unexpected type %T", i, a)
+		}
+	}
+	var plan []string
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, stmt := range []string{"SELECT set_config('pulsewire.tenant', 'bench', true)", "SET LOCAL plan_cache_mode = " + mode,
+			"PREPARE explained AS " + sql} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		defer tx.Exec(ctx, "DEALLOCATE explained")
+		rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE explained("+strings.Join(lits, ", ")+")")
+		if err != nil {
+			return err
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", mode, err)
+	}
+	return strings.Join(plan, "\n")
 }

@@ -131,7 +131,7 @@ type blindWrite struct {
 }
 
 // queueBlinds queues the statements writing ws for tenant: the resources'
-// write locks, the history rows, the current rows (a plain INSERT: a
+// write locks, the current rows (a plain INSERT: a
 // resource that exists after all fails the transaction with a unique
 // violation, and Tx runs fn again reading first) and the index rows — a
 // fixed number of statements whatever len(ws).
@@ -153,9 +153,6 @@ func queueBlinds(b *pgx.Batch, tenant string, ws []blindWrite) error {
 	// each other's locks.
 	sort.Strings(keys)
 	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n", keys)
-	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
-		SELECT $1, t, i, 1, l, 0, d FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(t, i, l, d)`,
-		tenant, types, ids, lus, bodies)
 	b.Queue(`INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body)
 		SELECT $1, t, i, 1, l, 0, d FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(t, i, l, d)`,
 		tenant, types, ids, lus, bodies)

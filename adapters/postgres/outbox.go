@@ -414,7 +414,8 @@ func (s *Store) Purge(ctx context.Context, tenant string, before time.Time, limi
 }
 
 // Load reads many resources in one round trip (see outbox.Store): one
-// primary-key probe per key. The probes are written as "the first row at or
+// primary-key probe per key (of resources and of resource_versions for a
+// key with a version). The probes are written as "the first row at or
 // after the key, in primary-key order" so that only the primary key serves
 // them: on a table without statistics yet (a new schema, before autovacuum
 // analyzes it) an equality probe costs the same through the (tenant, type,
@@ -461,10 +462,15 @@ func (s *Store) Load(ctx context.Context, tenant string, keys []outbox.ResourceK
 	}
 	b := &pgx.Batch{}
 	if len(vType) > 0 {
+		// A version is the current row or a superseded one: one probe of
+		// each table, at most one of which has it.
 		b.Queue(`SELECT v.* FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(t, i, n) CROSS JOIN LATERAL (
-				SELECT `+storesql.Columns+` FROM resource_versions
-				WHERE tenant = $1 AND type = k.t AND id = k.i AND version >= k.n ORDER BY version LIMIT 1) v
-			WHERE v.version = k.n AND v.deleted = 0`,
+				(SELECT `+storesql.Columns+` FROM resources
+				WHERE tenant = $1 AND type = k.t AND id >= k.i ORDER BY id LIMIT 1)
+				UNION ALL
+				(SELECT `+storesql.Columns+` FROM resource_versions
+				WHERE tenant = $1 AND type = k.t AND id = k.i AND version >= k.n ORDER BY version LIMIT 1)) v
+			WHERE v.id = k.i AND v.version = k.n AND v.deleted = 0`,
 			tenant, vType, vID, vVersion).Query(collect(false))
 	}
 	if len(cType) > 0 {

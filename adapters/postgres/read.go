@@ -29,8 +29,12 @@ func (s *Store) scopeFor(tenant string) (*reader, error) {
 }
 
 const (
-	readSQL  = "SELECT " + storesql.Columns + " FROM resources WHERE tenant = $1 AND type = $2 AND id = $3"
-	vreadSQL = "SELECT " + storesql.Columns + " FROM resource_versions WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4"
+	readSQL = "SELECT " + storesql.Columns + " FROM resources WHERE tenant = $1 AND type = $2 AND id = $3"
+	// vreadSQL finds a version where it lives: the current one in
+	// resources, a superseded one in resource_versions. Two primary-key
+	// probes; at most one matches.
+	vreadSQL = "SELECT " + storesql.Columns + " FROM resources WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4" +
+		" UNION ALL SELECT " + storesql.Columns + " FROM resource_versions WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4 LIMIT 1"
 )
 
 // one runs a query selecting at most one row of storesql.Columns; nil when

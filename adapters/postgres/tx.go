@@ -269,6 +269,12 @@ func (t *txn) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([
 	return t.reader.ReadMany(ctx, tenant, typ, ids)
 }
 
+// supersedeSQL copies the current row of a resource into resource_versions.
+const supersedeSQL = `INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+	SELECT tenant, type, id, version, last_updated, deleted, body FROM resources
+	WHERE tenant = $1 AND type = $2 AND id = $3
+	ON CONFLICT (tenant, type, id, version) DO NOTHING`
+
 // current is what a write needs to know of a resource's current row.
 type current struct {
 	exists  bool
@@ -321,11 +327,16 @@ func nextStamp(c current) int64 {
 	return now
 }
 
-// queueVersion queues the history row and the current row of a new version.
+// queueVersion queues the writes of a new version: for a resource that
+// exists, the copy of its current row into resource_versions (which holds
+// only superseded versions) and the update of that row; for a new one, its
+// current row alone. The copy reads the row the update then replaces, in
+// the same batch: no round trip of its own. ON CONFLICT: a row that the
+// layout before migration 0050 also wrote to resource_versions (a replica
+// not yet upgraded) is there already, identical.
 func (t *txn) queueVersion(b *pgx.Batch, c current, typ, id string, version, lu int64, deleted int16, body []byte) {
-	b.Queue(`INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.tenant, typ, id, version, lu, deleted, body)
 	if c.exists {
+		b.Queue(supersedeSQL, t.tenant, typ, id)
 		b.Queue(`UPDATE resources SET version = $4, last_updated = $5, deleted = $6, body = $7
 			WHERE tenant = $1 AND type = $2 AND id = $3`, t.tenant, typ, id, version, lu, deleted, body)
 	} else {
@@ -342,7 +353,7 @@ func (t *txn) queueVersion(b *pgx.Batch, c current, typ, id string, version, lu 
 
 // Put writes a new current version (see fhir.Tx): KindInvalid for a bad
 // type, id or body, KindPreconditionFailed on an If-Match mismatch. Its
-// writes (history row, current row, index rows as INSERT ... unnest) are
+// writes (superseded row, current row, index rows as INSERT ... unnest) are
 // pipelined behind the transaction's next statement or its COMMIT; a
 // failure among them fails the transaction there.
 func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, error) {

@@ -52,11 +52,9 @@ func (t *tx) AppendAudit(ctx context.Context, events []*chain.Event) error {
 		body := make([]byte, 0, len(e.Prefix)+len(link)+len(e.Suffix))
 		body = append(append(append(body, e.Prefix...), link...), e.Suffix...)
 		lu := storesql.Micros(e.LastUpdated)
-		for _, table := range []string{"resource_versions", "resources"} {
-			if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant, type, id, version, last_updated, deleted, body)
-				VALUES (?, 'AuditEvent', ?, 1, ?, 0, ?)`, t.tenant, e.ID, lu, body); err != nil {
-				return internal("writing audit event", err)
-			}
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body)
+			VALUES (?, 'AuditEvent', ?, 1, ?, 0, ?)`, t.tenant, e.ID, lu, body); err != nil {
+			return internal("writing audit event", err)
 		}
 		ins, err := storesql.InsertIndex(dialect, t.tenant, "AuditEvent", e.ID, e.Index)
 		if err != nil {
@@ -124,11 +122,12 @@ func (s *Store) AuditEntries(ctx context.Context, tenant string, lane int, after
 	if err := s.checkTenant(ctx, s.r, tenant); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT c.seq, c.id, r.version, r.deleted, r.body, v.body,
-			(SELECT COUNT(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
+	// Versions: the current row and any superseded ones (an AuditEvent is
+	// only ever version 1, which lives in resources).
+	rows, err := s.r.QueryContext(ctx, `SELECT c.seq, c.id, r.version, r.deleted, r.body,
+			(r.id IS NOT NULL) + (SELECT COUNT(*) FROM resource_versions x WHERE x.tenant = c.tenant AND x.type = 'AuditEvent' AND x.id = c.id)
 		FROM audit_chain c
 		LEFT JOIN resources r ON r.tenant = c.tenant AND r.type = 'AuditEvent' AND r.id = c.id
-		LEFT JOIN resource_versions v ON v.tenant = c.tenant AND v.type = 'AuditEvent' AND v.id = c.id AND v.version = 1
 		WHERE c.tenant = ? AND c.lane = ? AND c.seq > ?
 		ORDER BY c.seq
 		LIMIT ?`, tenant, lane, after, limit)
@@ -140,7 +139,7 @@ func (s *Store) AuditEntries(ctx context.Context, tenant string, lane int, after
 	for rows.Next() {
 		e := chain.Entry{Lane: lane}
 		var version, deleted sql.NullInt64
-		if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.First, &e.Versions); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &version, &deleted, &e.Body, &e.Versions); err != nil {
 			return nil, internal("reading the audit chain", err)
 		}
 		e.Version, e.Deleted = version.Int64, deleted.Int64 != 0

@@ -56,22 +56,16 @@ func (p *sqliteTamperer) execAny(t *testing.T, query string, args ...any) int64 
 	return n
 }
 
-func (p *sqliteTamperer) SetBody(t *testing.T, tenant, id string, body []byte, history bool) {
+func (p *sqliteTamperer) SetBody(t *testing.T, tenant, id string, body []byte) {
 	p.exec(t, "UPDATE resources SET body = ? WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", body, tenant, id)
-	if history {
-		p.exec(t, "UPDATE resource_versions SET body = ? WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", body, tenant, id)
-	}
 }
 
 func (p *sqliteTamperer) DeleteEvent(t *testing.T, tenant, id string) {
 	p.exec(t, "DELETE FROM resources WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", tenant, id)
-	p.exec(t, "DELETE FROM resource_versions WHERE tenant = ? AND type = 'AuditEvent' AND id = ?", tenant, id)
 }
 
 func (p *sqliteTamperer) InsertEvent(t *testing.T, tenant, id string, body []byte) {
-	for _, table := range []string{"resources", "resource_versions"} {
-		p.exec(t, "INSERT INTO "+table+" (tenant, type, id, version, last_updated, deleted, body) VALUES (?, 'AuditEvent', ?, 1, 0, 0, ?)", tenant, id, body)
-	}
+	p.exec(t, "INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body) VALUES (?, 'AuditEvent', ?, 1, 0, 0, ?)", tenant, id, body)
 }
 
 func (p *sqliteTamperer) DeleteChainEntry(t *testing.T, tenant string, at audittest.At) {

@@ -345,7 +345,10 @@ func (rd reader) VRead(ctx context.Context, tenant, typ, id string, version int6
 	if err := rd.s.checkTenant(ctx, rd.q, tenant); err != nil {
 		return nil, err
 	}
-	row := rd.q.QueryRowContext(ctx, `SELECT `+storesql.Columns+` FROM resource_versions WHERE tenant = ? AND type = ? AND id = ? AND version = ?`,
+	// The current version lives in resources, superseded ones in
+	// resource_versions: one primary-key probe of each.
+	row := rd.q.QueryRowContext(ctx, `SELECT `+storesql.Columns+` FROM resources WHERE tenant = ?1 AND type = ?2 AND id = ?3 AND version = ?4
+		UNION ALL SELECT `+storesql.Columns+` FROM resource_versions WHERE tenant = ?1 AND type = ?2 AND id = ?3 AND version = ?4 LIMIT 1`,
 		tenant, typ, id, version)
 	r, err := storesql.ScanResource(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -481,8 +484,11 @@ func (t *tx) exec(ctx context.Context, stmts []storesql.Stmt) error {
 	return nil
 }
 
-// writeVersion stores version v as both a history row and the current row.
-func (t *tx) writeVersion(ctx context.Context, r *fhir.Resource) error {
+// writeVersion stores r as the current row of its resource. When the
+// resource exists (exists), its current row is first copied to
+// resource_versions, which holds only superseded versions; a create writes
+// one row.
+func (t *tx) writeVersion(ctx context.Context, r *fhir.Resource, exists bool) error {
 	lu := storesql.Micros(r.LastUpdated)
 	del := 0
 	var body []byte
@@ -491,9 +497,12 @@ func (t *tx) writeVersion(ctx context.Context, r *fhir.Resource) error {
 	} else {
 		body = r.Body
 	}
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.tenant, r.Type, r.ID, r.VersionID, lu, del, body); err != nil {
-		return internal("writing resource version", err)
+	if exists {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO resource_versions (tenant, type, id, version, last_updated, deleted, body)
+			SELECT tenant, type, id, version, last_updated, deleted, body FROM resources WHERE tenant = ? AND type = ? AND id = ?`,
+			t.tenant, r.Type, r.ID); err != nil {
+			return internal("superseding resource version", err)
+		}
 	}
 	if _, err := t.tx.ExecContext(ctx, `INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
@@ -525,7 +534,7 @@ func (t *tx) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, erro
 	if r.Body, err = fhir.StampMeta(w.Body, w.ID, r.VersionID, r.LastUpdated); err != nil {
 		return nil, false, fhir.Errorf(fhir.KindInvalid, "resource body is not a JSON object").Wrap(err)
 	}
-	if err := t.writeVersion(ctx, r); err != nil {
+	if err := t.writeVersion(ctx, r, ok); err != nil {
 		return nil, false, err
 	}
 	ins, err := storesql.InsertIndex(dialect, t.tenant, w.Type, w.ID, w.Index)
@@ -555,7 +564,7 @@ func (t *tx) Delete(ctx context.Context, typ, id string, ifMatch int64) (*fhir.R
 		return nil, fhir.Errorf(fhir.KindPreconditionFailed, "version %d of %s/%s is not current", ifMatch, typ, id)
 	}
 	r := &fhir.Resource{Type: typ, ID: id, VersionID: version + 1, LastUpdated: storesql.Now(), Deleted: true}
-	if err := t.writeVersion(ctx, r); err != nil {
+	if err := t.writeVersion(ctx, r, true); err != nil {
 		return nil, err
 	}
 	if err := fhir.RunHooks(ctx, t.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r}); err != nil {

@@ -1101,37 +1101,68 @@ func LastN(d Dialect, tenant string, q *fhir.Query, max int) (string, []any, err
 	return s, a, nil
 }
 
-// History compiles a _history read over resource_versions: newest first
-// (last_updated desc, then type, id, version desc), LIMIT hq.Count+1 OFFSET
-// hq.Offset. Since is inclusive; At keeps, per resource, the version current
-// at that instant.
+// History compiles a _history read: newest first (last_updated desc, then
+// type, id, version desc), LIMIT hq.Count+1 OFFSET hq.Offset. Since is
+// inclusive; At keeps, per resource, the version current at that instant.
+//
+// A resource's versions live in two tables: the current one in resources,
+// the superseded ones in resource_versions (a create writes one row, not
+// two). Each table's part is read newest first and cut at Offset+Count+1
+// rows, which is enough: every row of the page is among the first
+// Offset+Count+1 of its own table in the same order. So each part is an
+// ordered walk of a last_updated index that stops early, and PostgreSQL
+// merges the two walks (Merge Append) instead of sorting the tenant's whole
+// history.
 func History(d Dialect, tenant string, hq *fhir.HistoryQuery) (string, []any, error) {
-	b := &builder{d: d}
-	b.w("SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.body FROM resource_versions v WHERE ")
-	if err := historyWhere(b, tenant, hq); err != nil {
+	if err := checkHistory(hq); err != nil {
 		return "", nil, err
 	}
-	b.w(" ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT ", b.arg(int64(max(hq.Count, 0)+1)),
-		" OFFSET ", b.arg(int64(max(hq.Offset, 0))))
+	const order = " ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT "
+	b := &builder{d: d}
+	n := int64(max(hq.Offset, 0) + max(hq.Count, 0) + 1)
+	b.w("SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.body FROM (")
+	for i, table := range []string{"resources", "resource_versions"} {
+		if i > 0 {
+			b.w(" UNION ALL ")
+		}
+		b.w("SELECT * FROM (SELECT ", Columns, " FROM ", table, " v WHERE ")
+		historyWhere(b, table, tenant, hq)
+		b.w(order, b.arg(n), ") AS part", strconv.Itoa(i))
+	}
+	b.w(") v", order, b.arg(int64(max(hq.Count, 0)+1)), " OFFSET ", b.arg(int64(max(hq.Offset, 0))))
 	s, a := b.result()
 	return s, a, nil
 }
 
 // HistoryCount compiles the number of versions History selects without paging.
 func HistoryCount(d Dialect, tenant string, hq *fhir.HistoryQuery) (string, []any, error) {
-	b := &builder{d: d}
-	b.w("SELECT COUNT(*) FROM resource_versions v WHERE ")
-	if err := historyWhere(b, tenant, hq); err != nil {
+	if err := checkHistory(hq); err != nil {
 		return "", nil, err
+	}
+	b := &builder{d: d}
+	b.w("SELECT ")
+	for i, table := range []string{"resources", "resource_versions"} {
+		if i > 0 {
+			b.w(" + ")
+		}
+		b.w("(SELECT COUNT(*) FROM ", table, " v WHERE ")
+		historyWhere(b, table, tenant, hq)
+		b.w(")")
 	}
 	s, a := b.result()
 	return s, a, nil
 }
 
-func historyWhere(b *builder, tenant string, hq *fhir.HistoryQuery) error {
+func checkHistory(hq *fhir.HistoryQuery) error {
 	if hq.ID != "" && hq.Type == "" {
 		return invalid("instance history needs a resource type")
 	}
+	return nil
+}
+
+// historyWhere writes the conditions on table's rows v (resources or
+// resource_versions).
+func historyWhere(b *builder, table, tenant string, hq *fhir.HistoryQuery) {
 	b.w("v.tenant = ", b.arg(tenant))
 	if hq.Type != "" {
 		b.w(" AND v.type = ", b.arg(hq.Type))
@@ -1142,13 +1173,21 @@ func historyWhere(b *builder, tenant string, hq *fhir.HistoryQuery) error {
 	if !hq.Since.IsZero() {
 		b.w(" AND v.last_updated >= ", b.arg(Micros(hq.Since)))
 	}
-	if !hq.At.IsZero() {
-		at := Micros(hq.At)
-		b.w(" AND v.last_updated <= ", b.arg(at),
-			" AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id",
-			" AND w.version > v.version AND w.last_updated <= ", b.arg(at), ")")
+	if hq.At.IsZero() {
+		return
 	}
-	return nil
+	at := Micros(hq.At)
+	b.w(" AND v.last_updated <= ", b.arg(at))
+	if table == "resources" {
+		// The current version is the newest: nothing supersedes it.
+		return
+	}
+	// A superseded version was current at At unless a newer one, superseded
+	// or current, already existed then.
+	b.w(" AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id",
+		" AND w.version > v.version AND w.last_updated <= ", b.arg(at), ")",
+		" AND NOT EXISTS (SELECT 1 FROM resources w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id",
+		" AND w.last_updated <= ", b.arg(at), ")")
 }
 
 // String renders a statement for test failure messages (never for logs:

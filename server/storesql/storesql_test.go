@@ -364,21 +364,33 @@ func TestIncludeSQL(t *testing.T) {
 }
 
 func TestHistorySQL(t *testing.T) {
-	const sel = "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.body FROM resource_versions v WHERE v.tenant = ?"
-	const order = " ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT ? OFFSET ?"
+	// Each table's part is cut at Offset+Count+1 rows in page order; the
+	// page is cut from their union.
+	const order = " ORDER BY v.last_updated DESC, v.type, v.id, v.version DESC LIMIT ?"
+	part := func(table, where string) string {
+		return "SELECT * FROM (SELECT type, id, version, last_updated, deleted, body FROM " + table + " v WHERE v.tenant = ?" + where + order + ")"
+	}
+	sql := func(cur, old string) string {
+		return "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.body FROM (" +
+			part("resources", cur) + " AS part0 UNION ALL " + part("resource_versions", old) + " AS part1) v" + order + " OFFSET ?"
+	}
+	const notSuperseded = " AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id AND w.version > v.version AND w.last_updated <= ?)" +
+		" AND NOT EXISTS (SELECT 1 FROM resources w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id AND w.last_updated <= ?)"
 	tests := []struct {
 		name     string
 		q        fhir.HistoryQuery
 		wantSQL  string
 		wantArgs []any
 	}{
-		{"system", fhir.HistoryQuery{Count: 10}, sel + order, []any{"t1", int64(11), int64(0)}},
-		{"type", fhir.HistoryQuery{Type: "Patient", Count: 10, Offset: 10}, sel + " AND v.type = ?" + order, []any{"t1", "Patient", int64(11), int64(10)}},
+		{"system", fhir.HistoryQuery{Count: 10}, sql("", ""), []any{"t1", int64(11), "t1", int64(11), int64(11), int64(0)}},
+		{"type", fhir.HistoryQuery{Type: "Patient", Count: 10, Offset: 10}, sql(" AND v.type = ?", " AND v.type = ?"),
+			[]any{"t1", "Patient", int64(21), "t1", "Patient", int64(21), int64(11), int64(10)}},
 		{"instance since", fhir.HistoryQuery{Type: "Patient", ID: "p1", Since: march, Count: 5},
-			sel + " AND v.type = ? AND v.id = ? AND v.last_updated >= ?" + order, []any{"t1", "Patient", "p1", marchµ, int64(6), int64(0)}},
+			sql(" AND v.type = ? AND v.id = ? AND v.last_updated >= ?", " AND v.type = ? AND v.id = ? AND v.last_updated >= ?"),
+			[]any{"t1", "Patient", "p1", marchµ, int64(6), "t1", "Patient", "p1", marchµ, int64(6), int64(6), int64(0)}},
 		{"at", fhir.HistoryQuery{At: march, Count: 5},
-			sel + " AND v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.tenant = v.tenant AND w.type = v.type AND w.id = v.id AND w.version > v.version AND w.last_updated <= ?)" + order,
-			[]any{"t1", marchµ, marchµ, int64(6), int64(0)}},
+			sql(" AND v.last_updated <= ?", " AND v.last_updated <= ?"+notSuperseded),
+			[]any{"t1", marchµ, int64(6), "t1", marchµ, marchµ, marchµ, int64(6), int64(6), int64(0)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -396,6 +408,9 @@ func TestHistorySQL(t *testing.T) {
 	}
 	if _, _, err := History(SQLite, "t1", &fhir.HistoryQuery{ID: "p1"}); !fhir.IsKind(err, fhir.KindInvalid) {
 		t.Errorf("instance history without a type: %v, want KindInvalid", err)
+	}
+	if _, _, err := HistoryCount(SQLite, "t1", &fhir.HistoryQuery{ID: "p1"}); !fhir.IsKind(err, fhir.KindInvalid) {
+		t.Errorf("instance history count without a type: %v, want KindInvalid", err)
 	}
 }
 

@@ -198,8 +198,7 @@ type Entry struct {
 	Version int64
 	Deleted bool
 
-	First    []byte // body of the event's version 1 in history; nil when missing
-	Versions int    // history rows the event has (1 when untouched)
+	Versions int // versions stored of the event, current and superseded (1 when untouched)
 }
 
 // Store is a fhir.Store that keeps audit chains. Verify reads through it.

@@ -78,12 +78,10 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, table := range []string{"resources", "resource_versions"} {
-		res, err := db.Exec(`UPDATE ` + table + ` SET body = replace(body, '"action":"C"', '"action":"R"')
-			WHERE tenant = 'acme' AND type = 'AuditEvent' AND id = (SELECT id FROM audit_chain WHERE tenant = 'acme' AND lane = 0 AND seq = 1)`)
-		if n, _ := res.RowsAffected(); err != nil || n != 1 {
-			t.Fatalf("tampering with %s: %d rows, %v", table, n, err)
-		}
+	res, err := db.Exec(`UPDATE resources SET body = replace(body, '"action":"C"', '"action":"R"')
+		WHERE tenant = 'acme' AND type = 'AuditEvent' AND id = (SELECT id FROM audit_chain WHERE tenant = 'acme' AND lane = 0 AND seq = 1)`)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("tampering with the event: %d rows, %v", n, err)
 	}
 	out, err = verify()
 	if err == nil || !strings.Contains(out, "BROKEN at lane 0, sequence 1 (AuditEvent/") || !strings.Contains(out, "does not match the hash event 2 recorded") {

@@ -2,7 +2,8 @@
 // server/storesql compiles into its driven shape (the page is chosen on the
 // index tables, then joined to resources): duplicates among the driving
 // index rows, sorting with missing values, paging, and the parameters and
-// sorts that live on resources itself (_id, _lastUpdated).
+// sorts that live on resources itself (_id, _lastUpdated); and the layout
+// of versions the two stores share (RunVersions, Snapshot).
 //
 // Only the tests of adapters/sqlite and adapters/postgres import it; the
 // shared behaviour of every store is server/fhir/storetest's.

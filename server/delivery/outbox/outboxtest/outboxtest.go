@@ -541,6 +541,8 @@ func testLoad(t *testing.T, s outbox.Store) {
 	got, err := s.Load(ctx, Tenant, []outbox.ResourceKey{
 		k("Observation", "o1", 1), k("Observation", "o1", 0), k("Observation", "o1", 7),
 		k("Patient", "p1", 0), k("Device", "d1", 0), k("Device", "d1", 1), k("Device", "d1", 2), k("Device", "d2", 0),
+		// The current versions, by number.
+		k("Observation", "o1", 2), k("Patient", "p1", 1),
 	})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -559,6 +561,8 @@ func testLoad(t *testing.T, s outbox.Store) {
 		k("Observation", "o1", 0): "Observation/o1 v2",
 		k("Patient", "p1", 0):     "Patient/p1 v1",
 		k("Device", "d1", 1):      "Device/d1 v1",
+		k("Observation", "o1", 2): "Observation/o1 v2",
+		k("Patient", "p1", 1):     "Patient/p1 v1",
 	}
 	if d := cmp.Diff(want, summary); d != "" {
 		t.Errorf("Load (-want +got):\n%s", d)
