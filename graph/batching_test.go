@@ -66,10 +66,11 @@ func TestReferencesResolvedInBatches(t *testing.T) {
 			query: `{ patient(id: "p0") { id name { family } observations(category: ["vital-signs"], first: 10) { nodes { id effective valueQuantity { value } } }
 				devices { id serialNumber } } }`,
 			// The patient (1 read), its observations (1 search), its
-			// device associations (1 search) and the devices it wears (1
-			// search, which brings them along), the device in use (1
-			// read: a batch of every device in use in the request).
-			want: map[string]int{"Read Patient": 1, "Search Observation": 1, "Search DeviceUseStatement": 1, "Search Device": 1,
+			// device associations and the devices it wears (2 searches
+			// in one store call, one round trip; the second brings the
+			// worn devices along), the device in use (1 read: a batch of
+			// every device in use in the request).
+			want: map[string]int{"Read Patient": 1, "Search Observation": 1, "SearchMany DeviceUseStatement+Device": 1,
 				"Read Device": 1},
 			devices: 2,
 		},

@@ -30,11 +30,13 @@ import (
 )
 
 // Store is what the GraphQL API reads: the resource store's read side,
-// reading several resources by id at once, and its tenant registry. Both
-// stores (adapters/sqlite, adapters/postgres) implement it.
+// reading several resources by id and running several searches at once,
+// and its tenant registry. Both stores (adapters/sqlite, adapters/postgres)
+// implement it.
 type Store interface {
 	fhir.Reader
 	fhir.ManyReader
+	fhir.ManySearcher
 	TenantExists(ctx context.Context, tenant string) (bool, error)
 }
 

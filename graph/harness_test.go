@@ -386,7 +386,7 @@ func denyConsent(id, patient string) string {
 
 // countingStore counts the store calls of the GraphQL API by kind and
 // resource type ("Search Patient", "Read Patient", "ReadMany Patient",
-// "LastN Observation").
+// "LastN Observation", "SearchMany DeviceUseStatement+Device").
 type countingStore struct {
 	graph.Store
 	mu sync.Mutex
@@ -411,6 +411,15 @@ func (c *countingStore) Read(ctx context.Context, tenant, typ, id string) (*fhir
 func (c *countingStore) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
 	c.count("Search " + q.Type)
 	return c.Store.Search(ctx, tenant, q)
+}
+
+func (c *countingStore) SearchMany(ctx context.Context, tenant string, qs []*fhir.Query) ([]*fhir.SearchResult, error) {
+	types := make([]string, len(qs))
+	for i, q := range qs {
+		types[i] = q.Type
+	}
+	c.count("SearchMany " + strings.Join(types, "+"))
+	return c.Store.SearchMany(ctx, tenant, qs)
 }
 
 func (c *countingStore) ReadMany(ctx context.Context, tenant, typ string, ids []string) ([]*fhir.Resource, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,40 @@ func (rq *request) run(ctx context.Context, action Action, q *fhir.Query) (*page
 	if err != nil {
 		return nil, fmt.Errorf("searching %s: %w", q.Type, err)
 	}
+	return rq.filter(ctx, action, q, exact, res)
+}
+
+// runMany is run for several queries, which the store runs at once (one
+// round trip for those that are one query each); an error fails them all.
+func (rq *request) runMany(ctx context.Context, action Action, qs []*fhir.Query) ([]*page, error) {
+	if len(qs) == 1 {
+		p, err := rq.run(ctx, action, qs[0])
+		return []*page{p}, err
+	}
+	exact := make([]bool, len(qs))
+	types := make([]string, len(qs))
+	for i, q := range qs {
+		var err error
+		if exact[i], err = rq.policy.Search(ctx, action, q); err != nil {
+			return nil, err
+		}
+		types[i] = q.Type
+	}
+	res, err := rq.store.SearchMany(ctx, rq.tenant, qs)
+	if err != nil {
+		return nil, fmt.Errorf("searching %s: %w", strings.Join(types, ", "), err)
+	}
+	pages := make([]*page, len(qs))
+	for i, q := range qs {
+		if pages[i], err = rq.filter(ctx, action, q, exact[i], res[i]); err != nil {
+			return nil, err
+		}
+	}
+	return pages, nil
+}
+
+// filter makes the page of a search's result, filtered by the policy.
+func (rq *request) filter(ctx context.Context, action Action, q *fhir.Query, exact bool, res *fhir.SearchResult) (*page, error) {
 	kept, withheld, err := rq.policy.Filter(ctx, action, res.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("filtering %s: %w", q.Type, err)
@@ -124,14 +159,17 @@ func (rq *request) run(ctx context.Context, action Action, q *fhir.Query) (*page
 	p := &page{q: q, exact: exact, kept: kept, scanned: len(res.Resources), hasMore: res.HasMore, withheld: withheld, included: res.Included}
 	p.positions = make([]int, 0, len(kept))
 	k := 0
-	byID := map[string]*fhir.Resource{}
+	var byID map[string]*fhir.Resource // the withheld, when there are
 	for i, r := range res.Resources {
 		if k < len(kept) && kept[k] == r {
 			p.positions = append(p.positions, i)
 			k++
-		} else {
-			byID[r.ID] = r
+			continue
 		}
+		if byID == nil {
+			byID = map[string]*fhir.Resource{}
+		}
+		byID[r.ID] = r
 	}
 	for _, d := range withheld {
 		p.heldRes = append(p.heldRes, byID[d.ID])

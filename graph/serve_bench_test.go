@@ -165,6 +165,14 @@ func (s *memStore) Search(_ context.Context, _ string, q *fhir.Query) (*fhir.Sea
 	return &fhir.SearchResult{Total: -1}, nil
 }
 
+func (s *memStore) SearchMany(ctx context.Context, tenant string, qs []*fhir.Query) ([]*fhir.SearchResult, error) {
+	out := make([]*fhir.SearchResult, len(qs))
+	for i, q := range qs {
+		out[i], _ = s.Search(ctx, tenant, q)
+	}
+	return out, nil
+}
+
 func (s *memStore) VRead(context.Context, string, string, string, int64) (*fhir.Resource, error) {
 	return nil, fhir.Errorf(fhir.KindNotSupported, "not in the benchmark")
 }

@@ -686,3 +686,41 @@ func TestInternalClassifiesTransient(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchManyOneRoundTrip: searches that are one query each share one
+// batch (one pooled connection, one round trip); the storetest suite
+// checks that their results are Search's.
+func TestSearchManyOneRoundTrip(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	mustTenant(t, s, "acme")
+	sub := func(id string) fhir.Param {
+		return fhir.Param{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: id}}}
+	}
+	qs := []*fhir.Query{
+		{Type: "Observation", Params: []fhir.Param{sub("p1")}, Count: 10},
+		{Type: "DeviceUseStatement", Params: []fhir.Param{sub("p1")}, Count: 10},
+		{Type: "Observation", Params: []fhir.Param{sub("p2")}, Count: 10},
+	}
+	acquired := func(fn func()) int64 {
+		n := s.pool.Stat().AcquireCount()
+		fn()
+		return s.pool.Stat().AcquireCount() - n
+	}
+	if n := acquired(func() {
+		for _, q := range qs {
+			if _, err := s.Search(ctx, "acme", q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n != int64(len(qs)) {
+		t.Fatalf("%d searches one by one took %d connections, want %d: the count does not measure round trips", len(qs), n, len(qs))
+	}
+	if n := acquired(func() {
+		if _, err := s.SearchMany(ctx, "acme", qs); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Errorf("SearchMany of %d searches took %d round trips, want 1", len(qs), n)
+	}
+}

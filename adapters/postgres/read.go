@@ -128,6 +128,29 @@ func (r *reader) query(ctx context.Context, sql string, args []any) ([]*fhir.Res
 	return out, nil
 }
 
+// queryMany is a storesql.QueryManyFunc: every query in one batch (one
+// round trip, one implicit transaction, one set_config).
+func (r *reader) queryMany(ctx context.Context, sqls []string, args [][]any) ([][]*fhir.Resource, error) {
+	out := make([][]*fhir.Resource, len(sqls))
+	b := &pgx.Batch{}
+	for i := range sqls {
+		b.Queue(sqls[i], args[i]...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				res, err := storesql.ScanResource(rows)
+				if err != nil {
+					return err
+				}
+				out[i] = append(out[i], res)
+			}
+			return rows.Err()
+		})
+	}
+	if err := r.sc.send(ctx, b); err != nil {
+		return nil, internal("querying resources", err)
+	}
+	return out, nil
+}
+
 // count is a storesql.CountFunc.
 func (r *reader) count(ctx context.Context, sql string, args []any) (int, error) {
 	var n int64
@@ -143,6 +166,11 @@ func (r *reader) count(ctx context.Context, sql string, args []any) (int, error)
 // compiler for what it cannot run.
 func (r *reader) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
 	return storesql.RunSearch(ctx, dialect, tenant, q, r.query, r.count)
+}
+
+// SearchMany implements fhir.ManySearcher.
+func (r *reader) SearchMany(ctx context.Context, tenant string, qs []*fhir.Query) ([]*fhir.SearchResult, error) {
+	return storesql.RunSearchMany(ctx, dialect, tenant, qs, r.queryMany, r.query, r.count)
 }
 
 // LastN implements Observation/$lastn (see fhir.Reader).
@@ -198,6 +226,16 @@ func (s *Store) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir
 		return nil, err
 	}
 	return r.Search(ctx, tenant, q)
+}
+
+// SearchMany implements fhir.ManySearcher: the searches that are one query
+// each share one round trip.
+func (s *Store) SearchMany(ctx context.Context, tenant string, qs []*fhir.Query) ([]*fhir.SearchResult, error) {
+	r, err := s.scopeFor(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return r.SearchMany(ctx, tenant, qs)
 }
 
 // LastN implements fhir.Reader.

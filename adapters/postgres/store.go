@@ -66,10 +66,11 @@ type Store struct {
 }
 
 var (
-	_ fhir.Store      = (*Store)(nil)
-	_ fhir.Hooked     = (*Store)(nil)
-	_ fhir.ManyReader = (*Store)(nil)
-	_ fhir.ManyReader = (*txn)(nil)
+	_ fhir.Store        = (*Store)(nil)
+	_ fhir.Hooked       = (*Store)(nil)
+	_ fhir.ManyReader   = (*Store)(nil)
+	_ fhir.ManyReader   = (*txn)(nil)
+	_ fhir.ManySearcher = (*Store)(nil)
 )
 
 // AddWriteHook adds a hook run inside every Put and Delete (see

@@ -49,10 +49,11 @@ type Store struct {
 }
 
 var (
-	_ fhir.Store      = (*Store)(nil)
-	_ fhir.Hooked     = (*Store)(nil)
-	_ fhir.ManyReader = (*Store)(nil)
-	_ fhir.ManyReader = (*tx)(nil)
+	_ fhir.Store        = (*Store)(nil)
+	_ fhir.Hooked       = (*Store)(nil)
+	_ fhir.ManyReader   = (*Store)(nil)
+	_ fhir.ManyReader   = (*tx)(nil)
+	_ fhir.ManySearcher = (*Store)(nil)
 )
 
 // AddWriteHook adds a hook run inside every Put and Delete (see
@@ -407,6 +408,28 @@ func (s *Store) VRead(ctx context.Context, tenant, typ, id string, version int64
 // Search runs q (KindInvalid, KindNotSupported for what storesql cannot compile).
 func (s *Store) Search(ctx context.Context, tenant string, q *fhir.Query) (*fhir.SearchResult, error) {
 	return s.rd().Search(ctx, tenant, q)
+}
+
+// SearchMany implements fhir.ManySearcher. SQLite has no round trips to
+// save: the searches run one after the other, through storesql as the
+// PostgreSQL store runs them.
+func (s *Store) SearchMany(ctx context.Context, tenant string, qs []*fhir.Query) ([]*fhir.SearchResult, error) {
+	rd := s.rd()
+	if err := s.checkTenant(ctx, rd.q, tenant); err != nil {
+		return nil, err
+	}
+	queryMany := func(ctx context.Context, sqls []string, args [][]any) ([][]*fhir.Resource, error) {
+		out := make([][]*fhir.Resource, len(sqls))
+		for i := range sqls {
+			rs, err := rd.query(ctx, sqls[i], args[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = rs
+		}
+		return out, nil
+	}
+	return storesql.RunSearchMany(ctx, dialect, tenant, qs, queryMany, rd.query, rd.count)
 }
 
 // LastN implements Observation/$lastn.

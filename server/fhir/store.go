@@ -157,6 +157,32 @@ func ReadMany(ctx context.Context, r Reader, tenant, typ string, ids []string) (
 	return out, nil
 }
 
+// ManySearcher is implemented by readers that run several searches at once
+// (one round trip instead of one per search, where each search is one
+// query: no total and no includes).
+type ManySearcher interface {
+	// SearchMany returns the result of each of qs, in order, as Search
+	// would; an error of any fails all.
+	SearchMany(ctx context.Context, tenant string, qs []*Query) ([]*SearchResult, error)
+}
+
+// SearchMany runs qs through r, at once when r is a ManySearcher, else one
+// by one; see ManySearcher.SearchMany.
+func SearchMany(ctx context.Context, r Reader, tenant string, qs []*Query) ([]*SearchResult, error) {
+	if m, ok := r.(ManySearcher); ok {
+		return m.SearchMany(ctx, tenant, qs)
+	}
+	out := make([]*SearchResult, len(qs))
+	for i, q := range qs {
+		res, err := r.Search(ctx, tenant, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
 // Change is one write inside a transaction, as a WriteHook sees it.
 type Change struct {
 	Tenant   string

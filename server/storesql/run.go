@@ -38,10 +38,8 @@ func RunSearch(ctx context.Context, d Dialect, tenant string, q *fhir.Query, que
 	if err != nil {
 		return nil, err
 	}
-	if len(page) > max(q.Count, 0) {
-		page, res.HasMore = page[:max(q.Count, 0)], true
-	}
-	res.Resources = page
+	res.Resources, res.HasMore = pageOf(q, page)
+	page = res.Resources
 	if len(page) == 0 {
 		return res, nil
 	}
@@ -80,6 +78,59 @@ func RunSearch(ctx context.Context, d Dialect, tenant string, q *fhir.Query, que
 		add(rs)
 	}
 	return res, nil
+}
+
+// pageOf splits the rows of a page query (Search asks for one more than
+// q.Count) into the page and whether there are more.
+func pageOf(q *fhir.Query, rows []*fhir.Resource) ([]*fhir.Resource, bool) {
+	if n := max(q.Count, 0); len(rows) > n {
+		return rows[:n], true
+	}
+	return rows, false
+}
+
+// QueryManyFunc runs several compiled queries selecting Columns at once and
+// returns the rows of each, in order.
+type QueryManyFunc func(ctx context.Context, sqls []string, args [][]any) ([][]*fhir.Resource, error)
+
+// RunSearchMany carries out fhir.ManySearcher.SearchMany: the searches
+// that are one query each (no total, no includes) go to queryMany
+// together, the others run as RunSearch runs them.
+func RunSearchMany(ctx context.Context, d Dialect, tenant string, qs []*fhir.Query, queryMany QueryManyFunc, query QueryFunc, count CountFunc) ([]*fhir.SearchResult, error) {
+	out := make([]*fhir.SearchResult, len(qs))
+	var (
+		sqls []string
+		args [][]any
+		at   []int // the index in qs of each of sqls
+	)
+	for i, q := range qs {
+		if q.Total || q.CountOnly || len(q.Include) > 0 || len(q.RevInclude) > 0 {
+			res, err := RunSearch(ctx, d, tenant, q, query, count)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = res
+			continue
+		}
+		s, a, err := Search(d, tenant, q)
+		if err != nil {
+			return nil, err
+		}
+		sqls, args, at = append(sqls, s), append(args, a), append(at, i)
+	}
+	if len(sqls) == 0 {
+		return out, nil
+	}
+	pages, err := queryMany(ctx, sqls, args)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		res := &fhir.SearchResult{Total: -1}
+		res.Resources, res.HasMore = pageOf(qs[i], pages[j])
+		out[i] = res
+	}
+	return out, nil
 }
 
 // RunLastN carries out fhir.Reader.LastN: the compiled query's rows with

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"unicode/utf8"
-
-	"github.com/pulsewire/pulsewire/server/fhir"
 )
 
 // Decoders of the FHIR datatypes the schema shows, from JSON already known
@@ -63,12 +60,18 @@ func list[T any](dec decoder[T]) decoder[[]T] {
 			return nil, errType
 		}
 		out := []T{}
-		err := elements(b, func(e []byte) error {
+		it := iter{b: b, i: skipSpace(b, 1)}
+		for {
+			e, ok, err := it.element()
+			if !ok || err != nil {
+				return out, err
+			}
 			v, err := nullable(e, dec)
 			out = append(out, v)
-			return err
-		})
-		return out, err
+			if err != nil {
+				return out, err
+			}
+		}
 	}
 }
 
@@ -138,65 +141,109 @@ func to[T, F any](dec decoder[F], dst func(*T) *F) func(*T, []byte) error {
 	}
 }
 
-// object makes the decoder of a datatype from its fields.
-func object[T any](fields ...field[T]) decoder[T] {
-	return func(b []byte) (T, error) {
-		var v T
-		if kind(b) != '{' {
-			return v, errType
+// object makes the decoder of a datatype from its fields. It gives a
+// pointer, to the one value it allocates and fills (the fields are set
+// through it); value gives the value.
+func object[T any](fields ...field[T]) decoder[*T] {
+	return func(b []byte) (*T, error) {
+		it, err := objectIter(b)
+		if err != nil {
+			return nil, errType
 		}
+		v := new(T)
 		var first error
-		err := members(b, func(key string, val []byte) error {
-			f := lookup(fields, key)
+		for {
+			key, val, ok, err := it.member()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			f, err := lookup(fields, key)
+			if err != nil {
+				return nil, err
+			}
 			if f == nil || isNull(val) {
-				return nil
+				continue
 			}
 			// Like encoding/json: keep decoding after a wrong type, report
 			// the first.
-			if err := f.set(&v, val); err != nil && first == nil {
+			if err := f.set(v, val); err != nil && first == nil {
 				first = err
 			}
-			return nil
-		})
-		if err != nil {
-			return v, err
 		}
-		return v, first
+		if first != nil {
+			return nil, first
+		}
+		return v, nil
 	}
 }
 
-func lookup[T any](fields []field[T], key string) *field[T] {
+// value makes the decoder of a datatype's value from the decoder of a
+// pointer to one.
+func value[T any](dec decoder[*T]) decoder[T] {
+	return func(b []byte) (T, error) {
+		p, err := dec(b)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return *p, nil
+	}
+}
+
+// lookup returns the field a member's key (a JSON string as written)
+// names: the field of that name, or else the first whose name equals it
+// case-insensitively, as encoding/json matches them; nil for none.
+func lookup[T any](fields []field[T], quoted []byte) (*field[T], error) {
+	key, err := keyOf(quoted)
+	if err != nil {
+		return nil, err
+	}
 	for i := range fields {
-		if fields[i].name == key {
-			return &fields[i]
+		if string(key) == fields[i].name {
+			return &fields[i], nil
 		}
 	}
 	for i := range fields {
-		if strings.EqualFold(fields[i].name, key) {
-			return &fields[i]
+		if bytes.EqualFold(key, []byte(fields[i].name)) {
+			return &fields[i], nil
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// keyOf returns the text of a member's key (a JSON string as written). A
+// key without escapes is its bytes as written, without a copy: keys are
+// compared, never kept as strings.
+func keyOf(quoted []byte) ([]byte, error) {
+	key := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(key, '\\') < 0 && utf8.Valid(key) {
+		return key, nil
+	}
+	k, err := str(quoted)
+	return []byte(k), err
 }
 
 var (
-	coding = object(
+	codingPtr = object(
 		field[Coding]{"system", to(strPtr, func(v *Coding) **string { return &v.System })},
 		field[Coding]{"version", to(strPtr, func(v *Coding) **string { return &v.Version })},
 		field[Coding]{"code", to(strPtr, func(v *Coding) **string { return &v.Code })},
 		field[Coding]{"display", to(strPtr, func(v *Coding) **string { return &v.Display })},
 	)
-	codeableConcept = object(
-		field[CodeableConcept]{"coding", to(list(ptr(coding)), func(v *CodeableConcept) *[]*Coding { return &v.Coding })},
+	codeableConceptPtr = object(
+		field[CodeableConcept]{"coding", to(list(codingPtr), func(v *CodeableConcept) *[]*Coding { return &v.Coding })},
 		field[CodeableConcept]{"text", to(strPtr, func(v *CodeableConcept) **string { return &v.Text })},
 	)
-	identifier = object(
+	identifierPtr = object(
 		field[Identifier]{"use", to(strPtr, func(v *Identifier) **string { return &v.Use })},
-		field[Identifier]{"type", to(ptr(codeableConcept), func(v *Identifier) **CodeableConcept { return &v.Type })},
+		field[Identifier]{"type", to(codeableConceptPtr, func(v *Identifier) **CodeableConcept { return &v.Type })},
 		field[Identifier]{"system", to(strPtr, func(v *Identifier) **string { return &v.System })},
 		field[Identifier]{"value", to(strPtr, func(v *Identifier) **string { return &v.Value })},
 	)
-	humanName = object(
+	humanNamePtr = object(
 		field[HumanName]{"use", to(strPtr, func(v *HumanName) **string { return &v.Use })},
 		field[HumanName]{"text", to(strPtr, func(v *HumanName) **string { return &v.Text })},
 		field[HumanName]{"family", to(strPtr, func(v *HumanName) **string { return &v.Family })},
@@ -204,35 +251,35 @@ var (
 		field[HumanName]{"prefix", to(strList, func(v *HumanName) *[]string { return &v.Prefix })},
 		field[HumanName]{"suffix", to(strList, func(v *HumanName) *[]string { return &v.Suffix })},
 	)
-	contactPoint = object(
+	contactPointPtr = object(
 		field[ContactPoint]{"system", to(strPtr, func(v *ContactPoint) **string { return &v.System })},
 		field[ContactPoint]{"value", to(strPtr, func(v *ContactPoint) **string { return &v.Value })},
 		field[ContactPoint]{"use", to(strPtr, func(v *ContactPoint) **string { return &v.Use })},
 	)
-	quantity = object(
+	quantityPtr = object(
 		field[Quantity]{"value", to(ptr(number), func(v *Quantity) **float64 { return &v.Value })},
 		field[Quantity]{"comparator", to(strPtr, func(v *Quantity) **string { return &v.Comparator })},
 		field[Quantity]{"unit", to(strPtr, func(v *Quantity) **string { return &v.Unit })},
 		field[Quantity]{"system", to(strPtr, func(v *Quantity) **string { return &v.System })},
 		field[Quantity]{"code", to(strPtr, func(v *Quantity) **string { return &v.Code })},
 	)
-	period = object(
+	periodPtr = object(
 		field[Period]{"start", to(strPtr, func(v *Period) **string { return &v.Start })},
 		field[Period]{"end", to(strPtr, func(v *Period) **string { return &v.End })},
 	)
-	reference = object(
+	referencePtr = object(
 		field[Reference]{"reference", to(strPtr, func(v *Reference) **string { return &v.Reference })},
 		field[Reference]{"type", to(strPtr, func(v *Reference) **string { return &v.Type })},
 		field[Reference]{"display", to(strPtr, func(v *Reference) **string { return &v.Display })},
 	)
-	deviceName = object(
+	deviceNamePtr = object(
 		field[DeviceName]{"name", to(strPtr, func(v *DeviceName) **string { return &v.Name })},
 		field[DeviceName]{"type", to(strPtr, func(v *DeviceName) **string { return &v.Type })},
 	)
-	observationComponent = object(
+	observationComponentPtr = object(
 		field[ObservationComponent]{"code", to(codeableConcept, func(v *ObservationComponent) *CodeableConcept { return &v.Code })},
-		field[ObservationComponent]{"valueQuantity", to(ptr(quantity), func(v *ObservationComponent) **Quantity { return &v.ValueQuantity })},
-		field[ObservationComponent]{"valueCodeableConcept", to(ptr(codeableConcept), func(v *ObservationComponent) **CodeableConcept { return &v.ValueCodeableConcept })},
+		field[ObservationComponent]{"valueQuantity", to(quantityPtr, func(v *ObservationComponent) **Quantity { return &v.ValueQuantity })},
+		field[ObservationComponent]{"valueCodeableConcept", to(codeableConceptPtr, func(v *ObservationComponent) **CodeableConcept { return &v.ValueCodeableConcept })},
 		field[ObservationComponent]{"valueString", to(strPtr, func(v *ObservationComponent) **string { return &v.ValueString })},
 	)
 )
@@ -298,81 +345,101 @@ func stringEnd(b []byte, i int) int {
 	return len(b)
 }
 
-// members calls fn with each member of the object b, in order.
-func members(b []byte, fn func(key string, val []byte) error) error {
-	if len(b) < 2 || b[0] != '{' {
-		return errSyntax
-	}
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] != '}' {
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-		if i >= len(b) || b[i] != '"' {
-			return errSyntax
-		}
-		end := stringEnd(b, i)
-		key, err := str(b[i:end])
-		if err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return errSyntax
-		}
-		i = skipSpace(b, i+1)
-		end = valueEnd(b, i)
-		if end == i {
-			return errSyntax
-		}
-		if err := fn(key, b[i:end]); err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
-	}
-	return nil
+// iter walks the members of an object or the elements of an array, one
+// at a time: decoders loop over them rather than pass callbacks, and
+// compare keys where they are written (see keyOf).
+type iter struct {
+	b []byte
+	i int // the next member or element, or the closing bracket
 }
 
-// elements calls fn with each element of the array b, in order.
-func elements(b []byte, fn func(val []byte) error) error {
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] != ']' {
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-		end := valueEnd(b, i)
-		if end == i {
-			return errSyntax
-		}
-		if err := fn(b[i:end]); err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
+// objectIter starts walking the members of the object b.
+func objectIter(b []byte) (iter, error) {
+	if len(b) < 2 || b[0] != '{' {
+		return iter{}, errSyntax
 	}
-	return nil
+	return iter{b: b, i: skipSpace(b, 1)}, nil
+}
+
+// member returns the next member of the object: its key as written, with
+// its quotes, and its value; ok false after the last.
+func (it *iter) member() (key, val []byte, ok bool, err error) {
+	b, i := it.b, it.i
+	if i >= len(b) || b[i] == '}' {
+		return nil, nil, false, nil
+	}
+	if b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return nil, nil, false, errSyntax
+	}
+	end := stringEnd(b, i)
+	key = b[i:end]
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return nil, nil, false, errSyntax
+	}
+	i = skipSpace(b, i+1)
+	end = valueEnd(b, i)
+	if end == i {
+		return nil, nil, false, errSyntax
+	}
+	it.i = skipSpace(b, end)
+	return key, b[i:end], true, nil
+}
+
+// element returns the next element of the array; ok false after the last.
+func (it *iter) element() (val []byte, ok bool, err error) {
+	b, i := it.b, it.i
+	if i >= len(b) || b[i] == ']' {
+		return nil, false, nil
+	}
+	if b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	end := valueEnd(b, i)
+	if end == i {
+		return nil, false, errSyntax
+	}
+	it.i = skipSpace(b, end)
+	return b[i:end], true, nil
+}
+
+// rawMember is a top-level member of a stored resource: its key (see
+// keyOf) and its value as written.
+type rawMember struct {
+	key, val []byte
 }
 
 // topMembers returns the members of a stored resource, in order.
-func topMembers(body []byte) ([]fhir.Member, error) {
-	ms := make([]fhir.Member, 0, 16)
-	err := members(body[skipSpace(body, 0):], func(key string, val []byte) error {
-		ms = append(ms, fhir.Member{Key: key, Value: val})
-		return nil
-	})
-	return ms, err
+func topMembers(body []byte) ([]rawMember, error) {
+	it, err := objectIter(body[skipSpace(body, 0):])
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]rawMember, 0, 16)
+	for {
+		quoted, val, ok, err := it.member()
+		if !ok || err != nil {
+			return ms, err
+		}
+		key, err := keyOf(quoted)
+		if err != nil {
+			return ms, err
+		}
+		ms = append(ms, rawMember{key: key, val: val})
+	}
 }
 
 // The decoders of the models' fields, by Go type.
 var (
-	codingPtr             = ptr(coding)
-	codeableConceptPtr    = ptr(codeableConcept)
+	coding                = value(codingPtr)
+	codeableConcept       = value(codeableConceptPtr)
 	codeableConcepts      = list(codeableConceptPtr)
-	identifiers           = list(ptr(identifier))
-	humanNames            = list(ptr(humanName))
-	contactPoints         = list(ptr(contactPoint))
-	quantityPtr           = ptr(quantity)
-	periodPtr             = ptr(period)
-	referencePtr          = ptr(reference)
-	deviceNames           = list(ptr(deviceName))
-	observationComponents = list(ptr(observationComponent))
+	identifiers           = list(identifierPtr)
+	humanNames            = list(humanNamePtr)
+	contactPoints         = list(contactPointPtr)
+	deviceNames           = list(deviceNamePtr)
+	observationComponents = list(observationComponentPtr)
 )

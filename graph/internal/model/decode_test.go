@@ -50,14 +50,14 @@ func FuzzDecoders(f *testing.F) {
 		same[Coding](t, b, coding)
 		same[CodeableConcept](t, b, codeableConcept)
 		same[[]*CodeableConcept](t, b, codeableConcepts)
-		same[Identifier](t, b, identifier)
-		same[HumanName](t, b, humanName)
-		same[ContactPoint](t, b, contactPoint)
-		same[Quantity](t, b, quantity)
-		same[Period](t, b, period)
-		same[Reference](t, b, reference)
-		same[DeviceName](t, b, deviceName)
-		same[ObservationComponent](t, b, observationComponent)
+		same[Identifier](t, b, value(identifierPtr))
+		same[HumanName](t, b, value(humanNamePtr))
+		same[ContactPoint](t, b, value(contactPointPtr))
+		same[Quantity](t, b, value(quantityPtr))
+		same[Period](t, b, value(periodPtr))
+		same[Reference](t, b, value(referencePtr))
+		same[DeviceName](t, b, value(deviceNamePtr))
+		same[ObservationComponent](t, b, value(observationComponentPtr))
 		same[[]*ObservationComponent](t, b, observationComponents)
 		same[string](t, b, str)
 		same[*bool](t, b, boolPtr)
@@ -151,7 +151,11 @@ func FuzzTopMembers(f *testing.F) {
 	f.Add([]byte(`{"a" "b"}`))
 	f.Add([]byte(`{"a":[1,2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := topMembers(b)
+		ms, err := topMembers(b)
+		got := make([]fhir.Member, 0, len(ms))
+		for _, m := range ms {
+			got = append(got, fhir.Member{Key: string(m.key), Value: m.val})
+		}
 		if want, werr := fhir.Members(b); werr == nil {
 			if err != nil {
 				t.Fatalf("topMembers(%s): %v; fhir.Members found %d members", b, err, len(want))
@@ -160,13 +164,32 @@ func FuzzTopMembers(f *testing.F) {
 				t.Fatalf("topMembers(%s) (-fhir.Members +topMembers):\n%s", b, d)
 			}
 		}
-		for _, m := range got {
-			_, _ = nullable(m.Value, codeableConcept)
-			_, _ = nullable(m.Value, humanNames)
-			_, _ = nullable(m.Value, quantityPtr)
-			_, _ = nullable(m.Value, observationComponents)
-			_, _ = nullable(m.Value, intPtr)
-			_, _ = nullable(m.Value, boolPtr)
+		for _, m := range ms {
+			_, _ = nullable(m.val, codeableConcept)
+			_, _ = nullable(m.val, humanNames)
+			_, _ = nullable(m.val, quantityPtr)
+			_, _ = nullable(m.val, observationComponents)
+			_, _ = nullable(m.val, intPtr)
+			_, _ = nullable(m.val, boolPtr)
 		}
 	})
+}
+
+// Keys are compared where they are written: finding a field or a stored
+// resource's members makes no string of each key (which cost an allocation
+// per member of every datatype a response shows), and a datatype decoded
+// to a pointer is allocated once. An escaped key is still found.
+func TestKeysWithoutCopies(t *testing.T) {
+	body := []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":72}}`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = topMembers(body) }); n != 1 {
+		t.Errorf("topMembers of 4 members: %v allocations, want 1 (the list)", n)
+	}
+	cc := []byte(`{"coding":[],"Text":null}`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = codeableConceptPtr(cc) }); n != 1 {
+		t.Errorf("decoding a CodeableConcept without values: %v allocations, want 1 (the CodeableConcept)", n)
+	}
+	got, err := codeableConcept([]byte(`{"t\u0065xt":"escaped"}`))
+	if err != nil || got.Text == nil || *got.Text != "escaped" {
+		t.Errorf("an escaped key: %+v, %v; want text %q", got, err, "escaped")
+	}
 }

@@ -141,7 +141,7 @@ type Resource interface {
 type lazy struct {
 	src  *fhir.Resource
 	once sync.Once
-	ms   []fhir.Member
+	ms   []rawMember
 	err  error
 }
 
@@ -155,8 +155,8 @@ func (l *lazy) raw(key string) (json.RawMessage, error) {
 		return nil, fhir.Errorf(fhir.KindInternal, "decoding stored %s/%s", l.src.Type, l.src.ID).Wrap(l.err)
 	}
 	for _, m := range l.ms {
-		if m.Key == key {
-			return m.Value, nil
+		if string(m.key) == key {
+			return m.val, nil
 		}
 	}
 	return nil, nil

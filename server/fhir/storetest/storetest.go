@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fhir.Store) {
 		{"SearchSort", testSearchSort},
 		{"SearchPaging", testSearchPaging},
 		{"SearchInclude", testSearchInclude},
+		{"SearchMany", testSearchMany},
 		{"SearchErrors", testSearchErrors},
 		{"LastN", testLastN},
 		{"TxAtomic", testTxAtomic},
@@ -922,6 +923,66 @@ func testSearchInclude(t *testing.T, s fhir.Store) {
 				t.Errorf("included (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// testSearchMany: SearchMany answers each search as Search does — pages,
+// HasMore, includes, totals, in order — and fails them all when one cannot
+// run.
+func testSearchMany(t *testing.T, s fhir.Store) {
+	ensure(t, s, tenant)
+	putIdx(t, s, "Patient", "p1")
+	putIdx(t, s, "Patient", "p2")
+	putIdx(t, s, "Device", "d1", ref("patient", "Patient", "p1"))
+	putIdx(t, s, "DeviceUseStatement", "u1", ref("subject", "Patient", "p1"), ref("device", "Device", "d1"))
+	for i := range 3 {
+		putIdx(t, s, "Observation", fmt.Sprintf("o%d", i), ref("subject", "Patient", "p1"), tok("code", "", "hr"),
+			dt("date", day(2024, 1, 1+i), day(2024, 1, 2+i)))
+	}
+	p1 := fhir.Param{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}}
+	patient := fhir.Param{Name: "patient", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}}
+	qs := []fhir.Query{
+		{Type: "Observation", Params: []fhir.Param{p1}, Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}, Count: 2},
+		{Type: "DeviceUseStatement", Params: []fhir.Param{p1}, Count: 10, Include: []fhir.Include{{Source: "DeviceUseStatement", Param: "device"}}},
+		{Type: "Device", Params: []fhir.Param{patient}, Count: 10},
+		{Type: "Device", Params: []fhir.Param{{Name: "patient", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p2"}}}}, Count: 10},
+		{Type: "Observation", Params: []fhir.Param{p1}, Count: 1, Total: true},
+		{Type: "Observation", Params: []fhir.Param{p1}, CountOnly: true},
+	}
+	type result struct {
+		Page, Included []string
+		Total          int
+		HasMore        bool
+	}
+	of := func(r *fhir.SearchResult) result {
+		return result{refs(r.Resources), sorted(refs(r.Included)), r.Total, r.HasMore}
+	}
+	var want []result
+	many := make([]*fhir.Query, len(qs))
+	for i := range qs {
+		q := qs[i]
+		want = append(want, of(search(t, s, tenant, &q)))
+		q = qs[i]
+		many[i] = &q
+	}
+	got, err := fhir.SearchMany(context.Background(), s, tenant, many)
+	if err != nil {
+		t.Fatalf("SearchMany: %v", err)
+	}
+	var gotR []result
+	for _, r := range got {
+		gotR = append(gotR, of(r))
+	}
+	if diff := cmp.Diff(want, gotR); diff != "" {
+		t.Errorf("SearchMany, each against Search (-want +got):\n%s", diff)
+	}
+	if want[0].Page[0] != "Observation/o2" || !want[0].HasMore || want[1].Included[0] != "Device/d1" {
+		t.Errorf("the searches do not select what the test means them to: %+v", want)
+	}
+
+	bad := &fhir.Query{Type: "Patient", Count: 10, Params: []fhir.Param{{Name: "x", Type: "composite-ish", Values: []fhir.Value{{Code: "a"}}}}}
+	if _, err := fhir.SearchMany(context.Background(), s, tenant, []*fhir.Query{many[0], bad}); !fhir.IsKind(err, fhir.KindInvalid) && !fhir.IsKind(err, fhir.KindNotSupported) {
+		t.Errorf("SearchMany with a search the store cannot run: %v, want KindInvalid or KindNotSupported", err)
 	}
 }
 
