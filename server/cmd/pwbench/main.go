@@ -102,6 +102,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
+	// Autovacuum may be off (it is on the development machine): what the
+	// last run's writes and a migration's deletes left behind would slow
+	// this run's reads. Quick when there is nothing to do.
+	fmt.Fprintln(out, "vacuuming", c.database)
+	if err := maintain(ctx, dsn, "VACUUM ANALYZE"); err != nil {
+		return err
+	}
 	srv, err := startServer(ctx, bin, dsn, c.profile != "", false, false)
 	if err != nil {
 		return err
