@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/audit/chain"
 	"github.com/pulsewire/pulsewire/server/fhir"
 	"github.com/pulsewire/pulsewire/server/storesql"
@@ -95,15 +94,5 @@ func TestMigrationHistorySuperseded(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	after := storesqltest.Snapshot(t, s, storesqltest.VersionsTenant)
-	if diff := cmp.Diff(before, after); diff != "" {
-		t.Errorf("history after the migration (-before +after):\n%s", diff)
-	}
-	if diff := cmp.Diff(storesqltest.Superseded(before), raw(t, storesqltest.RowsSQL("resource_versions"))); diff != "" {
-		t.Errorf("resource_versions after the migration (-superseded versions +got):\n%s", diff)
-	}
-	r, err := audit.Verify(ctx, s, storesqltest.VersionsTenant)
-	if err != nil || r.Break != nil || r.Verified != 3 {
-		t.Errorf("audit chain after the migration: %+v, %v; want 3 events verified", r, err)
-	}
+	storesqltest.CheckMigrated(t, s, raw, before)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/pulsewire/pulsewire/server/audit"
+	"github.com/pulsewire/pulsewire/server/audit/chain"
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
 
@@ -290,4 +292,31 @@ func Superseded(vs []Version) []string {
 		names[i] = fmt.Sprintf("%s/%s/%d", v.Type, v.ID, v.VersionID)
 	}
 	return names
+}
+
+// MigratedStore is a store CheckMigrated reads: resources and the audit
+// chain.
+type MigratedStore interface {
+	fhir.Store
+	chain.Store
+}
+
+// CheckMigrated checks s after the migration to one stored copy per
+// version (0050) against before, the Snapshot taken in the old layout: the
+// same history, resource_versions holding exactly the superseded versions
+// (read through raw), and WriteVersions' three AuditEvents still a chain
+// that verifies.
+func CheckMigrated(t *testing.T, s MigratedStore, raw Raw, before []Version) {
+	t.Helper()
+	after := Snapshot(t, s, VersionsTenant)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("history after the migration (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(Superseded(before), raw(t, RowsSQL("resource_versions"))); diff != "" {
+		t.Errorf("resource_versions after the migration (-superseded versions +got):\n%s", diff)
+	}
+	r, err := audit.Verify(context.Background(), s, VersionsTenant)
+	if err != nil || r.Break != nil || r.Verified != 3 {
+		t.Errorf("audit chain after the migration: %+v, %v; want 3 events verified", r, err)
+	}
 }
