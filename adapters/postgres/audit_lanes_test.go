@@ -93,6 +93,25 @@ func intactLanes(t *testing.T, s *Store, tenant string) map[int]int64 {
 	return used
 }
 
+// openWithLanes opens a store with tenants, each with one AuditEvent
+// ("ae-first-<tenant>") in lane 0: a tenant's first commit creates its
+// lanes (a transaction creating them is waited for by the others, until it
+// commits).
+func openWithLanes(t *testing.T, tenants ...string) (*Store, string) {
+	t.Helper()
+	s, schema := openTestStore(t)
+	ctx := context.Background()
+	for _, tn := range tenants {
+		if err := s.EnsureTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if err := appendEvent(ctx, s, tn, "ae-first-"+tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, schema
+}
+
 // TestAuditLanesConcurrentCommits: two audited transactions of one tenant
 // committing at the same time hold different lanes. The first is held
 // inside its seal (an AFTER INSERT trigger on audit_chain waits for an
@@ -100,16 +119,8 @@ func intactLanes(t *testing.T, s *Store, tenant string) map[int]int64 {
 // commits meanwhile, in another lane. With one head per tenant the second
 // would wait for the first.
 func TestAuditLanesConcurrentCommits(t *testing.T) {
-	s, schema := openTestStore(t)
+	s, schema := openWithLanes(t, "acme")
 	ctx := context.Background()
-	if err := s.EnsureTenant(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	// The tenant's first commit creates its lanes (a transaction creating
-	// them is waited for by the others, until it commits).
-	if err := appendEvent(ctx, s, "acme", "ae-first"); err != nil {
-		t.Fatal(err)
-	}
 	admin := adminIn(t, schema)
 	key := rand.Int64()
 	for _, stmt := range []string{
@@ -156,7 +167,7 @@ func TestAuditLanesConcurrentCommits(t *testing.T) {
 	if heldLane == freeLane {
 		t.Errorf("both commits took lane %d", heldLane)
 	}
-	// Lane 0 has ae-first; the held commit, first to seal, took lane 0
+	// Lane 0 has ae-first-acme; the held commit, first to seal, took lane 0
 	// after it, and the free one the next free lane.
 	if heldLane != 0 || heldSeq != 2 || freeLane != 1 || freeSeq != 1 {
 		t.Errorf("held commit at lane %d seq %d, free one at lane %d seq %d; want 0/2 and 1/1", heldLane, heldSeq, freeLane, freeSeq)
@@ -169,14 +180,8 @@ func TestAuditLanesConcurrentCommits(t *testing.T) {
 // TestAuditLanesAllHeld: when every lane of the tenant is held, a commit
 // waits for one and then commits in it; nothing fails.
 func TestAuditLanesAllHeld(t *testing.T) {
-	s, schema := openTestStore(t)
+	s, schema := openWithLanes(t, "acme")
 	ctx := context.Background()
-	if err := s.EnsureTenant(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if err := appendEvent(ctx, s, "acme", "ae-first"); err != nil {
-		t.Fatal(err)
-	}
 	admin := adminIn(t, schema)
 	var lanes []int
 	if err := admin.QueryRow(ctx, "SELECT array_agg(lane ORDER BY lane) FROM audit_heads WHERE tenant = 'acme'").Scan(&lanes); err != nil {
@@ -206,16 +211,8 @@ func TestAuditLanesAllHeld(t *testing.T) {
 // a, waits too; once b's lanes are released all commit (no deadlock:
 // PostgreSQL would fail one with 40P01).
 func TestAuditLanesGroupOfTenants(t *testing.T) {
-	s, schema := openTestStore(t)
+	s, schema := openWithLanes(t, "a", "b")
 	ctx := context.Background()
-	for _, tn := range []string{"a", "b"} {
-		if err := s.EnsureTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-		if err := appendEvent(ctx, s, tn, "ae-first-"+tn); err != nil {
-			t.Fatal(err)
-		}
-	}
 	release, pid := holdLanes(t, schema, "b", 0, 1, 2, 3, 4, 5, 6, 7)
 	admin := pgtest.AdminConn(t)
 	group := func(id string) chan error {

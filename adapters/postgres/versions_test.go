@@ -2,15 +2,12 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pulsewire/pulsewire/server/audit/chain"
 	"github.com/pulsewire/pulsewire/server/fhir"
-	"github.com/pulsewire/pulsewire/server/storesql"
 	"github.com/pulsewire/pulsewire/server/storesql/storesqltest"
 )
 
@@ -54,21 +51,7 @@ func TestMigrationHistorySuperseded(t *testing.T) {
 	t.Parallel()
 	s, schema := openTestStore(t)
 	ctx := context.Background()
-	storesqltest.WriteVersions(t, s)
-	for i := range 3 {
-		ev := &chain.Event{ID: fmt.Sprintf("ae%d", i), LastUpdated: storesql.Now(),
-			Prefix: []byte(`{"resourceType":"AuditEvent","extension":[{"url":"` + chain.ExtensionURL + `","extension":`), Suffix: []byte(`}]}`)}
-		if err := s.Tx(ctx, storesqltest.VersionsTenant, func(tx fhir.Tx) error {
-			return tx.(chain.Appender).AppendAudit(ctx, []*chain.Event{ev})
-		}); err != nil {
-			t.Fatalf("AppendAudit: %v", err)
-		}
-	}
-	before := storesqltest.Snapshot(t, s, storesqltest.VersionsTenant)
-	var names []string
-	for _, v := range before {
-		names = append(names, v.String())
-	}
+	before, names := storesqltest.WriteForMigration(t, s)
 
 	// Back to the layout before 0050: its index, its trigger and the copy
 	// of every current version; then 0050 is due again.

@@ -16,6 +16,7 @@ import (
 	"github.com/pulsewire/pulsewire/server/audit"
 	"github.com/pulsewire/pulsewire/server/audit/chain"
 	"github.com/pulsewire/pulsewire/server/fhir"
+	"github.com/pulsewire/pulsewire/server/storesql"
 )
 
 // VersionsTenant is the tenant RunVersions and WriteVersions write to;
@@ -319,4 +320,28 @@ func CheckMigrated(t *testing.T, s MigratedStore, raw Raw, before []Version) {
 	if err != nil || r.Break != nil || r.Verified != 3 {
 		t.Errorf("audit chain after the migration: %+v, %v; want 3 events verified", r, err)
 	}
+}
+
+// WriteForMigration writes what the 0050 migration tests migrate:
+// WriteVersions' resources and three AuditEvents through s's audit
+// appender. It returns their Snapshot and the versions as names, in
+// history order (what the old layout's resource_versions must list).
+func WriteForMigration(t *testing.T, s MigratedStore) (before []Version, names []string) {
+	t.Helper()
+	ctx := context.Background()
+	WriteVersions(t, s)
+	for i := range 3 {
+		ev := &chain.Event{ID: fmt.Sprintf("ae%d", i), LastUpdated: storesql.Now(),
+			Prefix: []byte(`{"resourceType":"AuditEvent","extension":[{"url":"` + chain.ExtensionURL + `","extension":`), Suffix: []byte(`}]}`)}
+		if err := s.Tx(ctx, VersionsTenant, func(tx fhir.Tx) error {
+			return tx.(chain.Appender).AppendAudit(ctx, []*chain.Event{ev})
+		}); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+	before = Snapshot(t, s, VersionsTenant)
+	for _, v := range before {
+		names = append(names, v.String())
+	}
+	return before, names
 }
