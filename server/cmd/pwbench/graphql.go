@@ -51,7 +51,7 @@ func graphqlWorkload(ctx context.Context, out io.Writer, bin string, c config) e
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
-	if err := seedGraphQL(ctx, out, dsn, c.graphqlPatients, c.observations); err != nil {
+	if err := seed(ctx, out, dsn, c.graphqlPatients, c.observations); err != nil {
 		return err
 	}
 	for _, audited := range []bool{false, true} {
@@ -138,15 +138,21 @@ func checkGraphQL(req *http.Request, want int) error {
 	return nil
 }
 
-// seedGraphQL loads the GraphQL data set, skipping what is there. It
-// writes straight into the store (adapters/postgres), indexed as the REST
-// API indexes (search.Registry.Extract), in transactions of about a
-// thousand creates: a million Observations through the FHIR API take the
-// best part of an hour on this machine, this way minutes. The resources are
-// those seed writes through the API (observationJSON), plus a Device and a
-// DeviceUseStatement per patient; they come without the AuditEvents of
-// writes through the API, which the workload does not read.
-func seedGraphQL(ctx context.Context, out io.Writer, dsn string, patients, observations int) error {
+// seed loads a data set, skipping what is there: patients, each with a
+// Device and a DeviceUseStatement, and observations Observations spread
+// over them (observationJSON). It writes straight into the store
+// (adapters/postgres), indexed as the REST API indexes
+// (search.Registry.Extract), in transactions of about a thousand creates:
+// a million Observations through the FHIR API take the best part of an
+// hour on this machine, this way minutes. They come without the
+// AuditEvents of writes through the API, which no workload reads.
+//
+// It gathers planner statistics after the patients and vacuums at the end,
+// as autovacuum would on a production server: the development cluster
+// runs with autovacuum off, and without statistics PostgreSQL plans the
+// store's primary-key lookups as scans of another index; without a vacuum,
+// index-only scans visit the heap.
+func seed(ctx context.Context, out io.Writer, dsn string, patients, observations int) error {
 	st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, MaxConns: 4})
 	if err != nil {
 		return err
@@ -200,7 +206,7 @@ func seedGraphQL(ctx context.Context, out io.Writer, dsn string, patients, obser
 		return err
 	}
 	if s.wrote {
-		// Statistics for the planner before the Observations (see seed).
+		// Statistics for the planner before the Observations.
 		if err := maintain(ctx, dsn, "ANALYZE"); err != nil {
 			return err
 		}
@@ -209,14 +215,14 @@ func seedGraphQL(ctx context.Context, out io.Writer, dsn string, patients, obser
 		return err
 	}
 	if !s.wrote {
-		fmt.Fprintf(out, "GraphQL data set present: %d patients, %d Observations\n", patients, observations)
+		fmt.Fprintf(out, "data set present: %d patients, %d Observations\n", patients, observations)
 		return nil
 	}
 	fmt.Fprintf(out, "seeded in %s; vacuuming\n", time.Since(s.start).Round(time.Second))
 	return maintain(ctx, dsn, "VACUUM ANALYZE")
 }
 
-// seedChunk is the number of resources seedGraphQL writes in one
+// seedChunk is the number of resources seed writes in one
 // transaction.
 const seedChunk = 1002
 
@@ -256,7 +262,7 @@ func (s *seeder) run(ctx context.Context, chunks []seedChunkOf) error {
 			for c := range jobs {
 				if err := s.write(ctx, c.make()); err != nil {
 					select {
-					case errc <- fmt.Errorf("seeding the GraphQL data set: %w", err):
+					case errc <- fmt.Errorf("seeding: %w", err):
 					default:
 					}
 					return
@@ -277,7 +283,7 @@ func (s *seeder) run(ctx context.Context, chunks []seedChunkOf) error {
 		}
 		if !s.wrote {
 			s.wrote = true
-			fmt.Fprintln(s.out, "seeding the GraphQL data set (once; later runs reuse it)")
+			fmt.Fprintln(s.out, "seeding the data set (once; later runs reuse it)")
 		}
 		select {
 		case jobs <- c:

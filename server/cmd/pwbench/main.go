@@ -109,16 +109,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := maintain(ctx, dsn, "VACUUM ANALYZE"); err != nil {
 		return err
 	}
+	if err := seed(ctx, out, dsn, c.patients, c.observations); err != nil {
+		return err
+	}
 	srv, err := startServer(ctx, bin, dsn, c.profile != "", false, false)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	base := srv.url + "/t/bench/fhir"
-
-	if err := seed(ctx, out, base, dsn, c.patients, c.observations); err != nil {
-		return err
-	}
 
 	key, err := deviceKey(ctx, bin, dsn)
 	if err != nil {
@@ -559,89 +558,6 @@ func observationJSON(id string, patient int, at time.Time, kind int) []byte {
 	return b
 }
 
-// seed loads patients and observations through transaction Bundles of PUTs,
-// skipping the work when the data set is already there. It gathers planner
-// statistics after the first bundle and vacuums at the end, as autovacuum
-// would on a production server: the development cluster runs with
-// autovacuum off, and without statistics PostgreSQL plans the store's
-// primary-key lookups as scans of another index (a seed then crawls at a
-// few hundred resources per second); without a vacuum, index-only scans
-// visit the heap.
-func seed(ctx context.Context, out io.Writer, base, dsn string, patients, observations int) error {
-	have, err := count(base + "/Observation?_summary=count")
-	if err != nil {
-		return err
-	}
-	if have >= observations {
-		fmt.Fprintf(out, "data set present: %d Observations\n", have)
-		return nil
-	}
-	fmt.Fprintf(out, "seeding %d patients and %d Observations (once; later runs reuse them)\n", patients, observations)
-	var entries []any
-	for p := 1; p <= patients; p++ {
-		entries = append(entries, map[string]any{
-			"resource": map[string]any{"resourceType": "Patient", "id": patID(p), "gender": "unknown",
-				"name": []any{map[string]any{"family": "Benchperson", "given": []any{strconv.Itoa(p)}}}},
-			"request": map[string]any{"method": "PUT", "url": "Patient/" + patID(p)},
-		})
-	}
-	if err := postBundle(ctx, base, entries); err != nil {
-		return err
-	}
-	if err := maintain(ctx, dsn, "ANALYZE"); err != nil {
-		return err
-	}
-	const batch = 1000
-	start := time.Now()
-	jobs := make(chan int)
-	errc := make(chan error, 2)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for first := range jobs {
-				var entries []any
-				for i := first; i < min(first+batch, observations); i++ {
-					at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i/patients) * 5 * time.Minute)
-					var o map[string]any
-					json.Unmarshal(observationJSON(obsID(i), i%patients+1, at, (i/patients)%len(vitals)), &o)
-					entries = append(entries, map[string]any{"resource": o,
-						"request": map[string]any{"method": "PUT", "url": "Observation/" + obsID(i)}})
-				}
-				if err := postBundle(ctx, base, entries); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-					return
-				}
-			}
-		}()
-	}
-	for first := 0; first < observations; first += batch {
-		select {
-		case jobs <- first:
-		case err := <-errc:
-			close(jobs)
-			wg.Wait()
-			return err
-		}
-		if first%100_000 == 0 && first > 0 {
-			fmt.Fprintf(out, "  %d Observations (%.0f/s)\n", first, float64(first)/time.Since(start).Seconds())
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-	}
-	fmt.Fprintf(out, "seeded in %s; vacuuming\n", time.Since(start).Round(time.Second))
-	return maintain(ctx, dsn, "VACUUM ANALYZE")
-}
-
 // maintain runs a maintenance command (ANALYZE, VACUUM ANALYZE) on the
 // bench database as the DSN's (owner) role.
 func maintain(ctx context.Context, dsn, command string) error {
@@ -656,37 +572,3 @@ func maintain(ctx context.Context, dsn, command string) error {
 	return nil
 }
 
-func postBundle(ctx context.Context, base string, entries []any) error {
-	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Prefer", "return=minimal")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("seeding transaction: %s: %s", resp.Status, msg)
-	}
-	return nil
-}
-
-func count(url string) (int, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var b struct {
-		Total int `json:"total"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("counting: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
-		return 0, fmt.Errorf("decoding count: %w", err)
-	}
-	return b.Total, nil
-}
