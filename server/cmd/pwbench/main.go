@@ -571,4 +571,3 @@ func maintain(ctx context.Context, dsn, command string) error {
 	}
 	return nil
 }
-
