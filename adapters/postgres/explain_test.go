@@ -28,13 +28,13 @@ CREATE TEMP TABLE seed AS
   FROM generate_series(0, $N - 1) AS i;
 INSERT INTO resources SELECT 'bench', 'Observation', id, 1, at, 0, convert_to(repeat('x', 1000), 'UTF8') FROM seed;
 INSERT INTO idx_token SELECT 'bench', 'Observation', id, p, s, c, '' FROM seed,
-  LATERAL (VALUES ('status', '', 'final'), ('category', 'http://terminology.hl7.org/CodeSystem/observation-category', 'vital-signs'),
-                  ('code', 'http://loinc.org', code), ('code', 'urn:iso:std:iso:11073:10101', '147842'), ('combo-code', 'http://loinc.org', code)) AS v(p, s, c);
-INSERT INTO idx_ref SELECT 'bench', 'Observation', id, p, t, r, at + 1000000,
-    ARRAY['http://loinc.org' || E'\t' || code, 'urn:iso:std:iso:11073:10101' || E'\t' || '147842'] FROM seed,
-  LATERAL (VALUES ('subject', 'Patient', pid), ('patient', 'Patient', pid), ('device', 'Device', 'd' || pid)) AS v(p, t, r);
-INSERT INTO idx_date SELECT 'bench', 'Observation', id, 'date', at, at + 1000000 FROM seed;
-INSERT INTO idx_number SELECT 'bench', 'Observation', id, 'value-quantity', 60 + i % 40, 59.5 + i % 40, 60.5 + i % 40, 'http://unitsofmeasure.org', '/min' FROM seed;
+  LATERAL (VALUES ('category', 'http://terminology.hl7.org/CodeSystem/observation-category', 'vital-signs'),
+                  ('code', 'http://loinc.org', code), ('code', 'urn:iso:std:iso:11073:10101', '147842')) AS v(p, s, c);
+INSERT INTO search_observation (tenant, id, subject_id, subject_type, device_id, device_type, status_code, status_system, status_text,
+    date_lo, date_hi, value_quantity_num, value_quantity_lo, value_quantity_hi, value_quantity_system, value_quantity_code, codes)
+  SELECT 'bench', id, pid, 'Patient', 'd' || pid, 'Device', 'final', '', '', at, at + 1000000,
+    60 + i % 40, 59.5 + i % 40, 60.5 + i % 40, 'http://unitsofmeasure.org', '/min',
+    ARRAY['http://loinc.org' || E'\t' || code, 'urn:iso:std:iso:11073:10101' || E'\t' || '147842'] FROM seed;
 `
 
 // TestExplainLatestVitals prints the plans of the "latest vitals" search
@@ -93,10 +93,10 @@ func TestExplainLatestVitals(t *testing.T) {
 		if strings.Contains(text, "Seq Scan") {
 			t.Errorf("%s plan scans a table sequentially", mode)
 		}
-		// storesql's latest search walks idx_ref_value in date order and
-		// stops when the page is full: nothing to sort.
-		if !strings.Contains(text, "Index Only Scan using idx_ref_value") || strings.Contains(text, "Sort") {
-			t.Errorf("%s plan does not read the patient's rows in date order off idx_ref_value", mode)
+		// storesql's latest search walks the typed rows' subject index in
+		// date order and stops when the page is full: nothing to sort.
+		if !strings.Contains(text, "Index Only Scan using search_observation_subject") || strings.Contains(text, "Sort") {
+			t.Errorf("%s plan does not read the patient's rows in date order off search_observation_subject", mode)
 		}
 	}
 }
@@ -115,7 +115,7 @@ func bulkSeed(tb testing.TB, schema string, n, patients int) {
 	if _, err := admin.Exec(ctx, seed); err != nil {
 		tb.Fatalf("seeding: %v", err)
 	}
-	for _, table := range []string{"resources", "resource_versions", "idx_token", "idx_string", "idx_date", "idx_ref", "idx_number"} {
+	for _, table := range []string{"resources", "resource_versions", "idx_token", "idx_string", "idx_date", "idx_ref", "idx_number", "search_observation"} {
 		if _, err := admin.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
 			tb.Fatalf("vacuum: %v", err)
 		}

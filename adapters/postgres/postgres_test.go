@@ -203,7 +203,7 @@ func TestRowLevelSecurity(t *testing.T) {
 	// Written twice: version 1 in resource_versions, 2 in resources.
 	for range 2 {
 		mustPut(t, s, "a", &fhir.Write{Type: "Observation", ID: "o1", Body: obsBody("final"),
-			Index: []fhir.IndexEntry{{Param: "status", Type: fhir.ParamToken, Code: "final"}}})
+			Index: []fhir.IndexEntry{{Param: "status", Type: fhir.ParamToken, Code: "final"}, {Param: "code", Type: fhir.ParamToken, Code: "c"}}})
 	}
 
 	conn := pgtest.AdminConn(t)
@@ -231,7 +231,8 @@ func TestRowLevelSecurity(t *testing.T) {
 		}
 		return n
 	}
-	tables := []string{"tenants", "resources", "resource_versions", "idx_token"}
+	// status is in Observation's typed row (migration 0070), code in idx_token.
+	tables := []string{"tenants", "resources", "resource_versions", "idx_token", "search_observation"}
 	for _, table := range tables {
 		t.Run(table, func(t *testing.T) {
 			if n := count(t, table, "a"); n != 1 {

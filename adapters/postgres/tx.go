@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 
@@ -475,6 +476,7 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 		numNum, numLo, numHi                               []float64
 	)
 	type refKey struct{ param, typ, id string }
+	var typed map[string]*typedBatch // by resource type
 	for _, r := range rs {
 		if err := checkIndex(r.entries); err != nil {
 			return err
@@ -509,8 +511,29 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 			js := string(j)
 			codesJSON = &js
 		}
+		entries := r.entries
+		if w := typedWriters[r.typ]; w != nil {
+			values, rest, err := splitTyped(w, r)
+			if err != nil {
+				return err
+			}
+			// No row for a resource without typed values: it would say
+			// nothing a missing row does not.
+			if len(values) > 0 {
+				if typed == nil {
+					typed = map[string]*typedBatch{}
+				}
+				tb := typed[r.typ]
+				if tb == nil {
+					tb = newTypedBatch(w)
+					typed[r.typ] = tb
+				}
+				tb.add(r.id, values, codesJSON)
+			}
+			entries = rest
+		}
 		var refSeen map[refKey]bool
-		for _, e := range r.entries {
+		for _, e := range entries {
 			switch e.Type {
 			case fhir.ParamToken:
 				tokType, tokID = append(tokType, r.typ), append(tokID, r.id)
@@ -572,6 +595,9 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 			SELECT $1, t, i, p, rt, ri, d, CASE WHEN c IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(c::jsonb)) END
 			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS u(t, i, p, rt, ri, d, c)`,
 			tenant, refType, refID, refParam, refTgtType, refTgtID, refDates, refCodes)
+	}
+	for _, typ := range slices.Sorted(maps.Keys(typed)) {
+		typed[typ].queue(b, tenant)
 	}
 	if len(numParam) > 0 {
 		b.Queue(`INSERT INTO idx_number (tenant, type, id, param, num, lo, hi, system, code)

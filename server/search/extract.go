@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pulsewire/pulsewire/server/fhir"
 )
@@ -342,13 +343,31 @@ func (x *extractor) date(v any, dt string) {
 		}
 		x.add(fhir.IndexEntry{Lo: lo, Hi: hi})
 	case "Timing":
+		// "The specified scheduling details are ignored and only the
+		// outer limits matter" (https://hl7.org/fhir/R4/search.html#date):
+		// one range from the earliest event to the end of the latest. So
+		// a Timing is one value, as the typed search columns of the
+		// PostgreSQL store need (storesql.TypedTable).
 		m, ok := v.(map[string]any)
 		if !ok {
 			return
 		}
 		events, _ := m["event"].([]any)
+		var lo, hi time.Time
 		for _, e := range events {
-			x.date(e, "dateTime")
+			l, h, ok := parseDateRange(str(e))
+			if !ok {
+				continue
+			}
+			if lo.IsZero() || l.Before(lo) {
+				lo = l
+			}
+			if hi.IsZero() || h.After(hi) {
+				hi = h
+			}
+		}
+		if !lo.IsZero() {
+			x.add(fhir.IndexEntry{Lo: lo, Hi: hi})
 		}
 	default: // date, dateTime, instant
 		if lo, hi, ok := parseDateRange(str(v)); ok {

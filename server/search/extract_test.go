@@ -98,6 +98,14 @@ func TestExtract(t *testing.T) {
 			qtyE("value-quantity", 72.5, 72.495, 72.505, "http://unitsofmeasure.org", "/min"),
 			qtyE("value-quantity", 72.5, 72.495, 72.505, "", "beats/minute"),
 		}},
+		{"observation timing: one range over its outer limits", "Observation", `{
+		  "resourceType": "Observation", "status": "final",
+		  "effectiveTiming": {"event": ["2024-03-12T08:00:00Z", "2024-03-10", "2024-03-11T20:00:00Z", 7],
+		    "repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+		}`, []fhir.IndexEntry{
+			dateE("date", utc(2024, 3, 10, 0, 0, 0, 0), utc(2024, 3, 12, 8, 0, 1, 0)),
+			tokE("status", "", "final", ""),
+		}},
 		{"observation value concept, open period, instant", "Observation", `{
 		  "resourceType": "Observation", "status": "final",
 		  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "365853002"}]},

@@ -22,14 +22,15 @@ import (
 
 // Dialect is what differs between the SQL the two stores accept.
 type Dialect struct {
-	Name        string             // "sqlite" | "postgres"
-	Placeholder func(n int) string // n is 1-based: "?" for sqlite, "$n" for postgres
+	Name        string                 // "sqlite" | "postgres"
+	Placeholder func(n int) string     // n is 1-based: "?" for sqlite, "$n" for postgres
+	typed       map[string]*TypedTable // by resource type (typed.go); nil: every type generic
 }
 
 // SQLite and Postgres are the two dialects Pulsewire uses.
 var (
 	SQLite   = Dialect{Name: "sqlite", Placeholder: func(int) string { return "?" }}
-	Postgres = Dialect{Name: "postgres", Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }}
+	Postgres = Dialect{Name: "postgres", Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }, typed: typedTables}
 )
 
 // Columns is the column list every resource-selecting query returns, in the
@@ -89,6 +90,9 @@ type builder struct {
 	// outer is the resource id column the index probes correlate with:
 	// "r.id" over resources r, "d.id" over a driving index table d.
 	outer string
+	// tp is the typed parameter whose condition is being written, nil
+	// for an idx_* row (see c).
+	tp *TypedParam
 }
 
 // arg appends v as an argument and returns its placeholder.
@@ -141,10 +145,16 @@ type Stmt struct {
 
 // DeleteIndex returns the statements removing every index row of one resource.
 func DeleteIndex(d Dialect, tenant, typ, id string) []Stmt {
-	out := make([]Stmt, 0, len(IndexTables))
+	out := make([]Stmt, 0, len(IndexTables)+1)
 	for _, t := range IndexTables {
 		b := &builder{d: d}
 		b.w("DELETE FROM ", t, " WHERE tenant = ", b.arg(tenant), " AND type = ", b.arg(typ), " AND id = ", b.arg(id))
+		s, a := b.result()
+		out = append(out, Stmt{s, a})
+	}
+	if tt := d.Typed(typ); tt != nil {
+		b := &builder{d: d}
+		b.w("DELETE FROM ", tt.Table, " WHERE tenant = ", b.arg(tenant), " AND id = ", b.arg(id))
 		s, a := b.result()
 		out = append(out, Stmt{s, a})
 	}
@@ -249,7 +259,7 @@ func Search(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
 		return "", nil, invalid("search without a resource type")
 	}
 	count := max(q.Count, 0)
-	drive := driver(q.Params)
+	drive := driver(d, q.Type, q.Params)
 	if drive < 0 {
 		b := &builder{d: d, outer: "r.id"}
 		b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE ")
@@ -269,7 +279,7 @@ func Search(d Dialect, tenant string, q *fhir.Query) (string, []any, error) {
 		s, a := b.result()
 		return s, a, nil
 	}
-	if d.Name == Postgres.Name && latestByRef(q, drive) {
+	if d.Name == Postgres.Name && latestByRef(d, q, drive) {
 		return latestSearch(d, tenant, q, drive)
 	}
 	b := &builder{d: d, outer: "d.id"}
@@ -334,7 +344,7 @@ func RefCode(system, code string) string { return system + "\t" + code }
 // the only sort is -date — which latestSearch answers by walking idx_ref in
 // date_hi order. The store keeps at most one idx_ref row per resource,
 // parameter and target, so the walk meets each resource once.
-func latestByRef(q *fhir.Query, drive int) bool {
+func latestByRef(d Dialect, q *fhir.Query, drive int) bool {
 	p := q.Params[drive]
 	if p.Type != fhir.ParamReference || p.Modifier != "" || len(p.Values) != 1 {
 		return false
@@ -342,6 +352,11 @@ func latestByRef(q *fhir.Query, drive int) bool {
 	v := p.Values[0]
 	if latestRefType(q.Type, p) == "" || v.RefID == "" {
 		return false
+	}
+	if _, _, typed := d.typedStorage(q.Type, p.Name); typed {
+		if _, _, ok := typedLatest(d, q.Type, p.Name); !ok {
+			return false
+		}
 	}
 	return len(q.Sort) == 1 && q.Sort[0].Param == RefDateParam && q.Sort[0].Type == fhir.ParamDate && q.Sort[0].Desc
 }
@@ -378,14 +393,30 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	if len(params) != 1 {
 		return "", nil, invalid("the latest search needs a parameter stored under one name")
 	}
-	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
-		" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(params[0]), " AND x.ref_id = ", b.arg(p.Values[0].RefID), " AND x.ref_type = ", b.arg(latestRefType(q.Type, p)), ") d")
+	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (")
+	codes := true
+	if tt, tp, ok := typedLatest(d, q.Type, p.Name); ok {
+		// The typed row: its date and codes columns, walked by the
+		// reference's (tenant, _id, _type, date_hi DESC NULLS LAST, id)
+		// index.
+		date := tt.Params[RefDateParam].Col
+		codes = tt.Codes
+		b.w("SELECT x.id, x.", date, "_hi AS date_hi")
+		if codes {
+			b.w(", x.codes")
+		}
+		b.w(" FROM ", tt.Table, " x WHERE x.tenant = ", b.arg(tenant), " AND x.", tp.Col, "_id = ", b.arg(p.Values[0].RefID),
+			" AND x.", tp.Col, "_type = ", b.arg(latestRefType(q.Type, p)), ") d")
+	} else {
+		b.w("SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
+			" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(params[0]), " AND x.ref_id = ", b.arg(p.Values[0].RefID), " AND x.ref_type = ", b.arg(latestRefType(q.Type, p)), ") d")
+	}
 	// A code given with its system (or as "|code") is matched against the
 	// copy on the row; every other parameter is probed as in Search.
 	sep := " WHERE "
 	skip := map[int]bool{drive: true}
 	for i, p := range q.Params {
-		if i == drive || !codesFilter(p) {
+		if i == drive || !codes || !codesFilter(p) {
 			continue
 		}
 		skip[i] = true
@@ -413,6 +444,20 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	b.w(" JOIN resources r ON r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.id = k.id WHERE r.deleted = 0 ORDER BY k.date_hi DESC NULLS LAST, k.id ASC")
 	s, a := b.result()
 	return s, a, nil
+}
+
+// typedLatest reports whether reference parameter name of typ is typed
+// in d along with the type's RefDateParam, so that latestSearch walks the
+// typed rows instead of idx_ref.
+func typedLatest(d Dialect, typ, name string) (*TypedTable, TypedParam, bool) {
+	tt, tp, ok := d.typedStorage(typ, name)
+	if !ok || tp.Type != fhir.ParamReference || !tp.Indexed {
+		return nil, TypedParam{}, false
+	}
+	if dp, ok := tt.Params[RefDateParam]; !ok || dp.Type != fhir.ParamDate {
+		return nil, TypedParam{}, false
+	}
+	return tt, tp, true
 }
 
 // drivenWhere writes "(<driver's index rows>) d WHERE <the other
@@ -493,7 +538,7 @@ func where(b *builder, tenant string, q *fhir.Query) error {
 		return invalid("search without a resource type")
 	}
 	b.w("r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.deleted = 0")
-	drive := driver(q.Params)
+	drive := driver(b.d, q.Type, q.Params)
 	for i, p := range q.Params {
 		b.w(" AND ")
 		if err := paramCond(b, tenant, q.Type, p, i == drive); err != nil {
@@ -506,10 +551,18 @@ func where(b *builder, tenant string, q *fhir.Query) error {
 // driver picks the parameter whose index rows drive the search (see open):
 // the first positive reference parameter (usually the most selective, as in
 // subject=Patient/x), else the first positive indexed parameter; -1 for none.
-func driver(ps []fhir.Param) int {
-	first := -1
+// A typed parameter that no index of its table leads with (TypedParam.Indexed)
+// drives only when nothing else can: its rows are read in full.
+func driver(d Dialect, typ string, ps []fhir.Param) int {
+	first, unindexed := -1, -1
 	for i, p := range ps {
 		if p.Name == "_id" || p.Name == "_lastUpdated" || p.Modifier == "not" || (p.Modifier == "missing" && (p.Missing == nil || *p.Missing)) {
+			continue
+		}
+		if _, tp, ok := d.typedStorage(typ, p.Name); ok && !tp.Indexed {
+			if unindexed < 0 {
+				unindexed = i
+			}
 			continue
 		}
 		if p.Type == fhir.ParamReference {
@@ -518,6 +571,9 @@ func driver(ps []fhir.Param) int {
 		if first < 0 {
 			first = i
 		}
+	}
+	if first < 0 {
+		return unindexed
 	}
 	return first
 }
@@ -529,23 +585,35 @@ func driver(ps []fhir.Param) int {
 // turn a correlated EXISTS into a semi-join); the others are correlated
 // [NOT] EXISTS probes by resource id. PostgreSQL plans both forms as
 // semi-joins.
+//
+// Under a typed parameter (b.tp) t is the type's typed table: its rows
+// have no type and no param column, and the parameter's presence column
+// stands for the param condition.
 func (b *builder) open(t, tenant, typ string, params []string, negate, drive bool) {
+	typeIs := func() {
+		if b.tp == nil {
+			b.w(" AND x.type = ", b.arg(typ))
+		}
+	}
 	if drive && !negate {
 		if b.outer == "d.id" {
 			// Search's driving table: the caller names it d.
-			b.w("SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ))
+			b.w("SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant))
+			typeIs()
 			b.paramIs(params)
 			return
 		}
-		b.w(b.outer, " IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ))
+		b.w(b.outer, " IN (SELECT x.id FROM ", t, " x WHERE x.tenant = ", b.arg(tenant))
+		typeIs()
 		b.paramIs(params)
 		return
 	}
 	if negate {
 		b.w("NOT ")
 	}
-	b.w("EXISTS (SELECT 1 FROM ", t, " x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(typ),
-		" AND x.id = ", b.outer)
+	b.w("EXISTS (SELECT 1 FROM ", t, " x WHERE x.tenant = ", b.arg(tenant))
+	typeIs()
+	b.w(" AND x.id = ", b.outer)
 	b.paramIs(params)
 }
 
@@ -561,6 +629,10 @@ func paramIn(b *builder, params []string) string {
 // paramIs writes the condition that index row x belongs to one of params
 // (see fhir.IndexParams).
 func (b *builder) paramIs(params []string) {
+	if b.tp != nil {
+		b.w(" AND ", b.c(typedParts(b.tp.Type)[0]), " IS NOT NULL")
+		return
+	}
 	if len(params) == 1 {
 		b.w(" AND x.param = ", b.arg(params[0]))
 		return
@@ -593,7 +665,7 @@ func (b *builder) refTypeIn(types []string) {
 	if len(types) == 0 {
 		return
 	}
-	b.w(" AND x.ref_type IN (")
+	b.w(" AND ", b.c("ref_type"), " IN (")
 	for i, tt := range types {
 		if i > 0 {
 			b.w(", ")
@@ -613,6 +685,13 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 	t, ok := indexTable(p.Type)
 	if !ok {
 		return invalid("search parameter %s has unknown type %q", p.Name, p.Type)
+	}
+	if tt, tp, ok := b.d.typedStorage(typ, p.Name); ok {
+		if tp.Type != p.Type {
+			return invalid("search parameter %s is a %s, not a %s", p.Name, tp.Type, p.Type)
+		}
+		t, b.tp = tt.Table, &tp
+		defer func() { b.tp = nil }()
 	}
 	if p.Modifier == "missing" {
 		if p.Missing == nil {
@@ -703,11 +782,11 @@ func tokenCond(b *builder, v fhir.Value) *fhir.Error {
 	case !v.HasSystem && v.Code == "":
 		return invalid("empty token value")
 	case !v.HasSystem:
-		b.w("x.code = ", b.arg(v.Code))
+		b.w(b.c("code"), " = ", b.arg(v.Code))
 	case v.Code == "":
-		b.w("x.system = ", b.arg(v.System))
+		b.w(b.c("system"), " = ", b.arg(v.System))
 	default:
-		b.w("x.system = ", b.arg(v.System), " AND x.code = ", b.arg(v.Code))
+		b.w(b.c("system"), " = ", b.arg(v.System), " AND ", b.c("code"), " = ", b.arg(v.Code))
 	}
 	return nil
 }
@@ -717,7 +796,7 @@ func tokenTextCond(b *builder, v fhir.Value) *fhir.Error {
 	if s == "" {
 		s = v.Code
 	}
-	return likeCond("x.text", true, false)(b, fhir.Value{String: s})
+	return likeCond(b.c("text"), true, false)(b, fhir.Value{String: s})
 }
 
 // escapeLike escapes LIKE metacharacters with '\'.
@@ -791,23 +870,23 @@ func dateCond(b *builder, v fhir.Value) *fhir.Error {
 	lo, hi := Micros(v.Lo), Micros(v.Hi)
 	switch prefixOf(v) {
 	case fhir.PrefixEq:
-		b.w("x.lo >= ", b.arg(lo), " AND x.hi <= ", b.arg(hi))
+		b.w(b.c("lo"), " >= ", b.arg(lo), " AND ", b.c("hi"), " <= ", b.arg(hi))
 	case fhir.PrefixNe:
-		b.w("NOT (x.lo >= ", b.arg(lo), " AND x.hi <= ", b.arg(hi), ")")
+		b.w("NOT (", b.c("lo"), " >= ", b.arg(lo), " AND ", b.c("hi"), " <= ", b.arg(hi), ")")
 	case fhir.PrefixGt:
-		b.w("x.hi > ", b.arg(hi))
+		b.w(b.c("hi"), " > ", b.arg(hi))
 	case fhir.PrefixLt:
-		b.w("x.lo < ", b.arg(lo))
+		b.w(b.c("lo"), " < ", b.arg(lo))
 	case fhir.PrefixGe:
-		b.w("x.hi > ", b.arg(lo))
+		b.w(b.c("hi"), " > ", b.arg(lo))
 	case fhir.PrefixLe:
-		b.w("x.lo < ", b.arg(hi))
+		b.w(b.c("lo"), " < ", b.arg(hi))
 	case fhir.PrefixSa:
-		b.w("x.lo >= ", b.arg(hi))
+		b.w(b.c("lo"), " >= ", b.arg(hi))
 	case fhir.PrefixEb:
-		b.w("x.hi <= ", b.arg(lo))
+		b.w(b.c("hi"), " <= ", b.arg(lo))
 	case fhir.PrefixAp:
-		b.w("x.lo < ", b.arg(hi), " AND x.hi > ", b.arg(lo))
+		b.w(b.c("lo"), " < ", b.arg(hi), " AND ", b.c("hi"), " > ", b.arg(lo))
 	default:
 		return invalid("unknown prefix %q", v.Prefix)
 	}
@@ -827,32 +906,38 @@ func numberCond(quantity bool) func(*builder, fhir.Value) *fhir.Error {
 	return func(b *builder, v fhir.Value) *fhir.Error {
 		switch prefixOf(v) {
 		case fhir.PrefixEq:
-			b.w("x.num >= ", b.arg(v.NumLo), " AND x.num < ", b.arg(v.NumHi))
+			b.w(b.c("num"), " >= ", b.arg(v.NumLo), " AND ", b.c("num"), " < ", b.arg(v.NumHi))
 		case fhir.PrefixNe:
-			b.w("NOT (x.num >= ", b.arg(v.NumLo), " AND x.num < ", b.arg(v.NumHi), ")")
+			b.w("NOT (", b.c("num"), " >= ", b.arg(v.NumLo), " AND ", b.c("num"), " < ", b.arg(v.NumHi), ")")
 		case fhir.PrefixGt, fhir.PrefixSa:
-			b.w("x.num > ", b.arg(v.Num))
+			b.w(b.c("num"), " > ", b.arg(v.Num))
 		case fhir.PrefixLt, fhir.PrefixEb:
-			b.w("x.num < ", b.arg(v.Num))
+			b.w(b.c("num"), " < ", b.arg(v.Num))
 		case fhir.PrefixGe:
-			b.w("x.num >= ", b.arg(v.Num))
+			b.w(b.c("num"), " >= ", b.arg(v.Num))
 		case fhir.PrefixLe:
-			b.w("x.num <= ", b.arg(v.Num))
+			b.w(b.c("num"), " <= ", b.arg(v.Num))
 		case fhir.PrefixAp:
 			d := v.Num * 0.1
 			if d < 0 {
 				d = -d
 			}
-			b.w("x.num >= ", b.arg(v.Num-d), " AND x.num <= ", b.arg(v.Num+d))
+			b.w(b.c("num"), " >= ", b.arg(v.Num-d), " AND ", b.c("num"), " <= ", b.arg(v.Num+d))
 		default:
 			return invalid("unknown prefix %q", v.Prefix)
 		}
 		if quantity {
 			if v.System != "" {
-				b.w(" AND x.system = ", b.arg(v.System))
+				b.w(" AND ", b.c("system"), " = ", b.arg(v.System))
 			}
-			if v.Code != "" {
-				b.w(" AND x.code = ", b.arg(v.Code))
+			switch {
+			case v.Code == "":
+			case v.System == "" && b.tp != nil:
+				// The typed row holds the display unit beside the code: it
+				// is the second, system-less value of the idx_number rows.
+				b.w(" AND (", b.c("code"), " = ", b.arg(v.Code), " OR ", b.c("unit"), " = ", b.arg(v.Code), ")")
+			default:
+				b.w(" AND ", b.c("code"), " = ", b.arg(v.Code))
 			}
 		}
 		return nil
@@ -863,9 +948,9 @@ func refCond(b *builder, v fhir.Value) *fhir.Error {
 	if v.RefID == "" {
 		return invalid("empty reference value")
 	}
-	b.w("x.ref_id = ", b.arg(v.RefID))
+	b.w(b.c("ref_id"), " = ", b.arg(v.RefID))
 	if v.RefType != "" {
-		b.w(" AND x.ref_type = ", b.arg(v.RefType))
+		b.w(" AND ", b.c("ref_type"), " = ", b.arg(v.RefType))
 	}
 	return nil
 }
@@ -968,6 +1053,19 @@ func sortKeys(b *builder, tenant string, q *fhir.Query) ([]sortKey, error) {
 			}
 			continue
 		}
+		if tt, tp, ok := b.d.typedStorage(q.Type, k.Param); ok && tp.Type == k.Type {
+			// One value per resource: the column itself.
+			part := map[fhir.ParamType]string{fhir.ParamDate: "lo", fhir.ParamToken: "code", fhir.ParamNumber: "num", fhir.ParamQuantity: "num"}[k.Type]
+			if k.Type == fhir.ParamDate && k.Desc {
+				part = "hi"
+			}
+			if part == "" {
+				return nil, notSupported("sorting by reference parameter %s is not supported", k.Param)
+			}
+			keys = append(keys, sortKey{"(SELECT x." + tp.Col + "_" + part + " FROM " + tt.Table + " x WHERE x.tenant = " + b.arg(tenant) +
+				" AND x.id = " + b.outer + ")", dir + " NULLS LAST"})
+			continue
+		}
 		var t, col string
 		switch k.Type {
 		case fhir.ParamDate:
@@ -1018,8 +1116,13 @@ func Include(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resource) 
 		if inc.Target != "" {
 			b.w("r.type = ", b.arg(inc.Target), " AND ")
 		}
-		b.w("(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
-			" AND x.type = ", b.arg(inc.Source))
+		if tt, tp, ok := d.typedStorage(inc.Source, inc.Param); ok {
+			b.tp = &tp
+			b.w("(r.type, r.id) IN (SELECT ", b.c("ref_type"), ", ", b.c("ref_id"), " FROM ", tt.Table, " x WHERE x.tenant = ", b.arg(tenant))
+		} else {
+			b.w("(r.type, r.id) IN (SELECT x.ref_type, x.ref_id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
+				" AND x.type = ", b.arg(inc.Source))
+		}
 		b.paramIs(fhir.IndexParams(inc.Source, inc.Param))
 		if d, ok := fhir.DerivedParam(inc.Source, inc.Param); ok {
 			b.refTypeIn(d.Targets)
@@ -1059,14 +1162,19 @@ func RevInclude(d Dialect, tenant string, inc fhir.Include, page []*fhir.Resourc
 	if len(targets) == 0 {
 		b.w("1 = 0")
 	} else {
-		b.w("r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(inc.Source))
+		if tt, tp, ok := d.typedStorage(inc.Source, inc.Param); ok {
+			b.tp = &tp
+			b.w("r.id IN (SELECT x.id FROM ", tt.Table, " x WHERE x.tenant = ", b.arg(tenant))
+		} else {
+			b.w("r.id IN (SELECT x.id FROM idx_ref x WHERE x.tenant = ", b.arg(tenant), " AND x.type = ", b.arg(inc.Source))
+		}
 		b.paramIs(fhir.IndexParams(inc.Source, inc.Param))
 		b.w(" AND (")
 		for i, t := range targets {
 			if i > 0 {
 				b.w(" OR ")
 			}
-			b.w("(x.ref_type = ", b.arg(t.Type), " AND x.ref_id = ", b.arg(t.ID), ")")
+			b.w("(", b.c("ref_type"), " = ", b.arg(t.Type), " AND ", b.c("ref_id"), " = ", b.arg(t.ID), ")")
 		}
 		b.w("))")
 	}
@@ -1087,8 +1195,13 @@ func LastN(d Dialect, tenant string, q *fhir.Query, max int) (string, []any, err
 	b := &builder{d: d, outer: "r.id"}
 	// COALESCE keeps SQLite from answering MAX with the (param, hi)
 	// index scan instead of probing this resource's rows.
-	b.w("WITH m AS (SELECT r.id, r.last_updated, (SELECT MAX(COALESCE(x.hi, x.hi)) FROM idx_date x WHERE x.tenant = ", b.arg(tenant),
-		" AND x.type = ", b.arg(q.Type), " AND x.id = r.id AND x.param = ", b.arg("date"), ") AS hi FROM resources r WHERE ")
+	if tt, tp, ok := d.typedStorage(q.Type, "date"); ok && tp.Type == fhir.ParamDate {
+		b.w("WITH m AS (SELECT r.id, r.last_updated, (SELECT x.", tp.Col, "_hi FROM ", tt.Table, " x WHERE x.tenant = ", b.arg(tenant),
+			" AND x.id = r.id) AS hi FROM resources r WHERE ")
+	} else {
+		b.w("WITH m AS (SELECT r.id, r.last_updated, (SELECT MAX(COALESCE(x.hi, x.hi)) FROM idx_date x WHERE x.tenant = ", b.arg(tenant),
+			" AND x.type = ", b.arg(q.Type), " AND x.id = r.id AND x.param = ", b.arg("date"), ") AS hi FROM resources r WHERE ")
+	}
 	if err := where(b, tenant, q); err != nil {
 		return "", nil, err
 	}

@@ -54,6 +54,7 @@ func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config) erro
 		}
 		ratio := auth.rps / plain.rps
 		ratios = append(ratios, ratio)
+		printResult(out, fmt.Sprintf("get round %d", round), 32, plain, "")
 		printResult(out, fmt.Sprintf("get-auth round %d", round), 32, auth,
 			fmt.Sprintf("%.0f%% of get's %.0f req/s in the same round", 100*ratio, plain.rps))
 	}

@@ -199,7 +199,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		printResult(out, w.name, w.clients, r, w.target)
 		if w.perReq > 1 {
 			fmt.Fprintf(out, "%-18s %8s %8.0f readings/s, %s CPU/reading (p50/p99 are per batch of %d)\n", "", "",
-				r.rps*float64(w.perReq), fmtDur(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
+				r.rps*float64(w.perReq), fmtCPU(r.cpuPerReq/time.Duration(w.perReq)), w.perReq)
 		}
 		if w.name == "ingest" {
 			if err := pacedIngest(ctx, out, c.duration, r.rps*float64(w.perReq), w.perReq, w.req); err != nil {
@@ -250,6 +250,12 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// fmtCPU prints CPU time per request in microseconds: a GET costs tens of
+// them, and milliseconds with two decimals would hide a 10 % change.
+func fmtCPU(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Nanoseconds())/1000, 'f', 1, 64) + "µs"
 }
 
 func fmtDur(d time.Duration) string {
@@ -442,7 +448,7 @@ func postgresCPU() time.Duration {
 // printResult prints one line of the results table.
 func printResult(out io.Writer, name string, clients int, r result, target string) {
 	fmt.Fprintf(out, "%-18s %8d %8.0f %8s %9s %9s %10s %11s %7d   %s\n", name, clients, r.rps,
-		fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.cpuPerReq), fmtDur(r.dbCPUPerReq), fmtDur(r.genCPUPerReq), r.errors, target)
+		fmtDur(r.p50), fmtDur(r.p99), fmtCPU(r.cpuPerReq), fmtCPU(r.dbCPUPerReq), fmtCPU(r.genCPUPerReq), r.errors, target)
 }
 
 type result struct {

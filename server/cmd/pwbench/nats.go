@@ -130,7 +130,7 @@ func natsIngest(ctx context.Context, out io.Writer, bin, dsn string, c config) e
 	}
 	rate := n / elapsed.Seconds()
 	fmt.Fprintf(out, "%-18s %8s %8.0f %8s %9s %9s %10s %7s   %s\n", "ingest-nats", "stream", rate, "", "",
-		fmtDur(time.Duration(float64(cpu)/n)), fmtDur(time.Duration(float64(db)/n)), "-", ">= 30,000 readings/s (readings/s; CPU per reading)")
+		fmtCPU(time.Duration(float64(cpu)/n)), fmtCPU(time.Duration(float64(db)/n)), "-", ">= 30,000 readings/s (readings/s; CPU per reading)")
 
 	// Drain the backlog, then latency at a fixed rate.
 	for deadline := time.Now().Add(2 * time.Minute); ; {
