@@ -147,7 +147,7 @@ func typedCorpus() map[string]string {
 }
 
 // typedQueries are searches over typedCorpus's typed parameters, alone and
-// with others, as a client writes them.
+// with others, as a client writes them, and multi-target references.
 var typedQueries = []string{
 	"Observation?patient=p1",
 	"Observation?subject=Patient/p2&_sort=-date",
@@ -189,6 +189,12 @@ var typedQueries = []string{
 	"AuditEvent?outcome:not=0",
 	"AuditEvent?source=Device/d1&_sort=-date",
 	"AuditEvent?patient=p1&date=le2024-03-09",
+	// Several targets: ref_id = ANY(...) per target type on PostgreSQL.
+	"Observation?patient=p1,p2",
+	"Observation?subject=Patient/p1,Device/d2,p3&_sort=-date",
+	"Observation?device=d1,Device/d2&status=final",
+	"AuditEvent?agent=Patient/p1,Patient/p2,p0",
+	"AuditEvent?patient=p1,p2&_sort=date",
 }
 
 // TestTypedMatchesGeneric: the PostgreSQL store with its typed rows

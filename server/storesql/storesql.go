@@ -761,6 +761,17 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 	b.open(t, tenant, typ, fhir.IndexParams(typ, p.Name), negate, drive)
 	if p.Type == fhir.ParamReference {
 		b.refTypeIn(refTargets(typ, p))
+		if b.d.Name == Postgres.Name && len(p.Values) > 1 {
+			// Many targets at once (ingestion asks for the associations
+			// of a batch's devices): ref_id = ANY(array) per target type
+			// is one index condition; an OR of pairs is read as a filter
+			// over every row of the parameter.
+			if err := refAnyCond(b, p.Values); err != nil {
+				return err.At(p.Name)
+			}
+			b.w(")")
+			return nil
+		}
 	}
 	b.w(" AND (")
 	for i, v := range p.Values {
@@ -952,6 +963,36 @@ func refCond(b *builder, v fhir.Value) *fhir.Error {
 	if v.RefType != "" {
 		b.w(" AND ", b.c("ref_type"), " = ", b.arg(v.RefType))
 	}
+	return nil
+}
+
+// refAnyCond writes " AND (<ref_type = T AND ref_id = ANY(ids)> OR ...)"
+// for vs grouped by their type (a value without one matches any type), in
+// order of first appearance: the same matches as refCond's OR of pairs.
+func refAnyCond(b *builder, vs []fhir.Value) *fhir.Error {
+	var types []string
+	ids := map[string][]string{}
+	for _, v := range vs {
+		if v.RefID == "" {
+			return invalid("empty reference value")
+		}
+		if _, ok := ids[v.RefType]; !ok {
+			types = append(types, v.RefType)
+		}
+		ids[v.RefType] = append(ids[v.RefType], v.RefID)
+	}
+	b.w(" AND (")
+	for i, tt := range types {
+		if i > 0 {
+			b.w(" OR ")
+		}
+		b.w("(", b.c("ref_id"), " = ANY(", b.arg(ids[tt]), "::text[])")
+		if tt != "" {
+			b.w(" AND ", b.c("ref_type"), " = ", b.arg(tt))
+		}
+		b.w(")")
+	}
+	b.w(")")
 	return nil
 }
 

@@ -191,6 +191,13 @@ func TestSearchSQL(t *testing.T) {
 				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $12 OFFSET $13) k" + join(14) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
 			[]any{"t1", "Observation", "subject", "p1", "Patient", "s\tc", "\td", "t1", "Observation", "status", "final",
 				int64(11), int64(0), "t1", "Observation"}},
+		{"several reference targets: ref_id = ANY per target type", fhir.Query{Type: "DeviceUseStatement", Count: 10,
+			Params: []fhir.Param{{Name: "device", Type: fhir.ParamReference,
+				Values: []fhir.Value{{RefType: "Device", RefID: "d1"}, {RefID: "x"}, {RefType: "Device", RefID: "d2"}}}}},
+			page + "(SELECT d.id FROM (SELECT x.id FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3" +
+				" AND ((x.ref_id = ANY($4::text[]) AND x.ref_type = $5) OR (x.ref_id = ANY($6::text[])))) d" +
+				" GROUP BY d.id ORDER BY d.id ASC LIMIT $7 OFFSET $8) k" + join(9) + " ORDER BY k.id ASC",
+			[]any{"t1", "DeviceUseStatement", "device", []string{"d1", "d2"}, "Device", []string{"x"}, int64(11), int64(0), "t1", "DeviceUseStatement"}},
 		{"latest vitals, code without system", fhir.Query{Type: "Observation", Count: 10,
 			Params: []fhir.Param{
 				{Name: "subject", Type: fhir.ParamReference, Values: []fhir.Value{{RefType: "Patient", RefID: "p1"}}},
