@@ -3,7 +3,6 @@ package adtin
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -107,7 +106,7 @@ func (a *applier) apply() error {
 		case r != nil:
 			a.refs[c] = r.Ref()
 		case a.isUpsert(c):
-			a.refs[c] = t.typ + "/" + newID()
+			a.refs[c] = t.typ + "/" + fhir.NewID()
 		default:
 			a.logical[c] = t.key
 		}
@@ -456,13 +455,4 @@ func encode(o object) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// newID is a random resource id (a UUID v4), as server/rest assigns.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -1,9 +1,7 @@
 package audit
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"time"
@@ -35,13 +33,6 @@ const (
 	UserSystem     = "urn:pulsewire:user"
 )
 
-// newID returns a random AuditEvent id (128 bits, hex).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
-}
-
 // subtypes returns the restful-interaction codes of an event: the
 // interaction, and for search and history the level too, so that auditors
 // find every search by "search" and type-level ones by "search-type".
@@ -69,7 +60,7 @@ func subtypes(e *Event) []string {
 // server and user agents; data, patient, query and request entities), with
 // the chain link left for the store to fill in.
 func (a *Auditor) build(e *Event, recorded time.Time) (*chain.Event, error) {
-	id := newID()
+	id := fhir.NewID()
 	recorded = recorded.UTC().Truncate(time.Microsecond)
 	ts := recorded.Format(fhir.TimeFormat)
 	action := e.Action

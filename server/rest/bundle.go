@@ -264,7 +264,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op, a
 		for _, o := range ops {
 			switch {
 			case o.method == http.MethodPost && o.cond == nil:
-				target[o.i] = newID()
+				target[o.i] = fhir.NewID()
 			case o.method == http.MethodPut && o.query == nil:
 				target[o.i] = o.id
 			default:
@@ -281,7 +281,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op, a
 				}
 				switch len(m) {
 				case 0:
-					target[o.i] = newID()
+					target[o.i] = fhir.NewID()
 					mapFullURL(ids, o, target[o.i])
 				case 1:
 					results[o.i] = &entryResult{status: http.StatusOK, res: m[0], matched: true}
@@ -298,7 +298,7 @@ func (a *API) transaction(ctx context.Context, tenant, base string, ops []*op, a
 				case 0:
 					target[o.i] = o.p.id
 					if target[o.i] == "" {
-						target[o.i] = newID()
+						target[o.i] = fhir.NewID()
 					}
 				case 1:
 					if o.p.id != "" && o.p.id != m[0].ID {

@@ -2,9 +2,7 @@ package rest
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -67,15 +65,6 @@ func clientError(err error, doing string) error {
 		return err
 	}
 	return fhir.Errorf(fhir.KindInternal, "%s", doing).Wrap(err)
-}
-
-// newID returns a random server-assigned id (a UUID v4, 36 characters).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // canonicalQuery is a condition in a normal form: keys sorted, values sorted,
@@ -196,7 +185,7 @@ func (a *API) createIn(ctx context.Context, tx fhir.Tx, tenant string, p *prepar
 			return writeOutcome{}, fhir.Errorf(fhir.KindPreconditionFailed, "If-None-Exist matches more than one resource").WithCode(fhir.IssueMultipleMatches)
 		}
 	}
-	id := newID()
+	id := fhir.NewID()
 	if err := acc.authorizeWrite(ctx, tx, tenant, p, id, true); err != nil {
 		return writeOutcome{}, err
 	}
@@ -233,7 +222,7 @@ func (a *API) conditionalUpdateIn(ctx context.Context, tx fhir.Tx, tenant string
 	case 0:
 		id = p.id
 		if id == "" {
-			id = newID()
+			id = fhir.NewID()
 		}
 	case 1:
 		id = m[0].ID

@@ -153,12 +153,21 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// TestServerIDsAreUUIDs: server-assigned ids are UUID v7 (fhir.NewID), in
+// the order they were made.
 func TestServerIDsAreUUIDs(t *testing.T) {
 	s := newServer(t)
-	id := create(t, s.base("acme"), "Patient", patientJSON("u"))
-	if !uuidPattern.MatchString(id) {
-		t.Errorf("id %q is not a UUID", id)
+	first := create(t, s.base("acme"), "Patient", patientJSON("u"))
+	time.Sleep(time.Millisecond)
+	second := create(t, s.base("acme"), "Patient", patientJSON("v"))
+	for _, id := range []string{first, second} {
+		if !uuidPattern.MatchString(id) {
+			t.Errorf("id %q is not a UUID v7", id)
+		}
+	}
+	if second <= first {
+		t.Errorf("ids %s then %s: not in creation order", first, second)
 	}
 }

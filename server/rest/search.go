@@ -175,7 +175,7 @@ func appendJSONString(buf []byte, s string) ([]byte, error) {
 func newBundle(typ string) *bundle {
 	return &bundle{
 		ResourceType: "Bundle",
-		ID:           newID(),
+		ID:           fhir.NewID(),
 		Meta:         &bundleMeta{LastUpdated: time.Now().UTC().Format(fhir.TimeFormat)},
 		Type:         typ,
 	}
