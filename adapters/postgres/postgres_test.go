@@ -725,35 +725,3 @@ func TestSearchManyOneRoundTrip(t *testing.T) {
 		t.Errorf("SearchMany of %d searches took %d round trips, want 1", len(qs), n)
 	}
 }
-
-// TestGenericPlans: the store's connections use generic plans for their
-// prepared statements (see Open), unless the DSN says otherwise.
-func TestGenericPlans(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	mode := func(t *testing.T, s *Store) string {
-		t.Helper()
-		var m string
-		if err := s.pool.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	s, _ := openTestStore(t)
-	if m := mode(t, s); m != "force_generic_plan" {
-		t.Errorf("plan_cache_mode = %q, want force_generic_plan", m)
-	}
-	dsn, _ := pgtest.Schema(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	own, err := Open(ctx, Config{DSN: dsn + sep + "plan_cache_mode=auto"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
-	if m := mode(t, own); m != "auto" {
-		t.Errorf("with plan_cache_mode=auto in the DSN: %q", m)
-	}
-}

@@ -102,19 +102,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if role == "" {
 		role = DefaultRole
 	}
-	// Generic plans for our prepared statements (pgx prepares each one).
-	// PostgreSQL otherwise keeps planning a statement anew on every
-	// execution when its generic plan's estimate is above the custom
-	// plans' average, even when both are the same plan: it did so for
-	// the latest-vitals search and the grouped reads by id, 0.5 ms and
-	// 0.08 ms of planning per execution, about half of the database's
-	// CPU on the GraphQL workload (pg_stat_statements, track_planning).
-	// storesql writes statements whose shape fixes the plan (the driving
-	// index, the probes); the plans of the hot ones are pinned in both
-	// modes by the EXPLAIN tests. A DSN may still set another mode.
-	if _, set := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	}
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error { return assumeRole(ctx, c, role) }
 
 	conn, err := pgx.ConnectConfig(ctx, pc.ConnConfig.Copy())
