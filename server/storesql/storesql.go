@@ -93,6 +93,22 @@ type builder struct {
 	// tp is the typed parameter whose condition is being written, nil
 	// for an idx_* row (see c).
 	tp *TypedParam
+	// fence: close each probe's subquery with OFFSET 0 (see closeProbe).
+	fence bool
+}
+
+// closeProbe closes the subquery open started. Under b.fence (the latest
+// search, PostgreSQL) an EXISTS probe gets OFFSET 0, which keeps
+// PostgreSQL from flattening it into a join: it then stays a probe per
+// candidate row in every plan, whatever the planner guesses of its
+// parameters. Flattened, a generic plan once guessed the category probe
+// cheap enough to hash all of a tenant's category rows (0.9 s), and with
+// custom plans the statement is planned anew on every execution.
+func (b *builder) closeProbe() {
+	if b.fence {
+		b.w(" OFFSET 0")
+	}
+	b.w(")")
 }
 
 // arg appends v as an argument and returns its placeholder.
@@ -387,7 +403,7 @@ func latestRefType(typ string, p fhir.Param) string {
 // MAX(hi) of the date parameter descending, resources without one last,
 // then id.
 func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, []any, error) {
-	b := &builder{d: d, outer: "d.id"}
+	b := &builder{d: d, outer: "d.id", fence: true}
 	p := q.Params[drive]
 	params := fhir.IndexParams(q.Type, p.Name)
 	if len(params) != 1 {
@@ -514,7 +530,7 @@ func otherParam(b *builder, tenant string, q *fhir.Query, p fhir.Param) error {
 		if err := lastUpdatedCond(b, p); err != nil {
 			return err
 		}
-		b.w(")")
+		b.closeProbe()
 		return nil
 	}
 	return paramCond(b, tenant, q.Type, p, false)
@@ -701,7 +717,7 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 		if p.Type == fhir.ParamReference {
 			b.refTypeIn(refTargets(typ, p))
 		}
-		b.w(")")
+		b.closeProbe()
 		return nil
 	}
 	if len(p.Values) == 0 {
@@ -769,7 +785,7 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 			if err := refAnyCond(b, p.Values); err != nil {
 				return err.At(p.Name)
 			}
-			b.w(")")
+			b.closeProbe()
 			return nil
 		}
 	}
@@ -784,7 +800,8 @@ func paramCond(b *builder, tenant, typ string, p fhir.Param, drive bool) error {
 		}
 		b.w(")")
 	}
-	b.w("))")
+	b.w(")")
+	b.closeProbe()
 	return nil
 }
 
