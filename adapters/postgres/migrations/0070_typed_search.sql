@@ -61,17 +61,32 @@ CREATE TABLE search_auditevent (
     PRIMARY KEY (tenant, id)
 );
 
--- The backfill reads every tenant's rows: row-level security is suspended
--- for the table owner inside this transaction only (superusers bypass it
--- anyway), as in 0002.
-DO $$
+-- Helpers for this and later migrations, instead of restating the same
+-- blocks in each: pulsewire_force_rls turns FORCE ROW LEVEL SECURITY on or
+-- off for tables; pulsewire_isolate puts a new table under the tenant
+-- policy of 0001.
+CREATE OR REPLACE FUNCTION pulsewire_force_rls(tables TEXT[], force BOOLEAN) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     t TEXT;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['resources', 'idx_token', 'idx_date', 'idx_ref', 'idx_number'] LOOP
-        EXECUTE format('ALTER TABLE %I NO FORCE ROW LEVEL SECURITY', t);
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('ALTER TABLE %I %s FORCE ROW LEVEL SECURITY', t, CASE WHEN force THEN '' ELSE 'NO' END);
     END LOOP;
 END $$;
+
+CREATE OR REPLACE FUNCTION pulsewire_isolate(t TEXT) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    PERFORM pulsewire_force_rls(ARRAY[t], true);
+    EXECUTE format($p$CREATE POLICY tenant_isolation ON %I
+        USING (tenant = current_setting('pulsewire.tenant', true))
+        WITH CHECK (tenant = current_setting('pulsewire.tenant', true))$p$, t);
+END $$;
+
+-- The backfill reads every tenant's rows: row-level security is suspended
+-- for the table owner inside this transaction only (superusers bypass it
+-- anyway), as in 0002.
+SELECT pulsewire_force_rls(ARRAY['resources', 'idx_token', 'idx_date', 'idx_ref', 'idx_number'], false);
 
 -- A parameter that somehow has several rows keeps one value: the outer
 -- limits of its dates (how a Timing is searched, and how search.Registry
@@ -128,14 +143,7 @@ DELETE FROM idx_ref WHERE type = 'AuditEvent' AND param = 'source';
 DELETE FROM idx_token WHERE type = 'AuditEvent' AND param IN ('type', 'action', 'outcome');
 DELETE FROM idx_date WHERE type = 'AuditEvent' AND param = 'date';
 
-DO $$
-DECLARE
-    t TEXT;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['resources', 'idx_token', 'idx_date', 'idx_ref', 'idx_number'] LOOP
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    END LOOP;
-END $$;
+SELECT pulsewire_force_rls(ARRAY['resources', 'idx_token', 'idx_date', 'idx_ref', 'idx_number'], true);
 
 -- Built after the backfill: one sort instead of a million inserts.
 -- References: the newest first per target (the latest search, device
@@ -148,17 +156,6 @@ CREATE INDEX search_observation_encounter ON search_observation (tenant, encount
 CREATE INDEX search_observation_date ON search_observation (tenant, date_lo, date_hi, id);
 CREATE INDEX search_auditevent_date ON search_auditevent (tenant, date_lo, date_hi, id);
 
-DO $$
-DECLARE
-    t TEXT;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['search_observation', 'search_auditevent'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format($p$CREATE POLICY tenant_isolation ON %I
-            USING (tenant = current_setting('pulsewire.tenant', true))
-            WITH CHECK (tenant = current_setting('pulsewire.tenant', true))$p$, t);
-    END LOOP;
-END $$;
+SELECT pulsewire_isolate('search_observation'), pulsewire_isolate('search_auditevent');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON search_observation, search_auditevent TO pulsewire_app;
