@@ -128,3 +128,33 @@ func TestExplainReadGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestReadGroupPlansGenerically: read groups run readManySQL on a generic
+// plan (setTenantGenericSQL), not on a custom plan made anew for each
+// group, and the setting ends with the group's transaction.
+func TestReadGroupPlansGenerically(t *testing.T) {
+	s, _ := openTestStoreConns(t, 1) // one connection: its prepared statements are the groups'
+	ctx := context.Background()
+	mustTenant(t, s, "acme")
+	for i := range 3 {
+		mustPut(t, s, "acme", &fhir.Write{Type: "Observation", ID: fmt.Sprintf("o%d", i), Body: obsBody("final")})
+	}
+	const groups = 8
+	for i := range groups {
+		if _, err := s.Read(ctx, "acme", "Observation", fmt.Sprintf("o%d", i%3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var generic, custom int64
+	var mode string
+	if err := s.pool.QueryRow(ctx, `SELECT generic_plans, custom_plans, current_setting('plan_cache_mode') FROM pg_prepared_statements
+		WHERE statement = $1`, readManySQL).Scan(&generic, &custom, &mode); err != nil {
+		t.Fatalf("readManySQL among the connection's prepared statements: %v", err)
+	}
+	if custom != 0 || generic < groups {
+		t.Errorf("readManySQL ran %d times on a generic plan and %d on custom ones; want %d+ and 0", generic, custom, groups)
+	}
+	if mode != "auto" {
+		t.Errorf("plan_cache_mode after the groups = %q, want auto (the setting is the group transaction's)", mode)
+	}
+}
