@@ -227,3 +227,12 @@ func (it ingestTables) DeviceKeyByHash(ctx context.Context, hash string) (*table
 	}
 	return found, nil
 }
+
+// LegacyIDsBefore reads the time migration 0080 recorded (see tables.Store).
+func (s *Store) LegacyIDsBefore(ctx context.Context) (time.Time, error) {
+	var v *int64
+	if err := s.pool.QueryRow(ctx, `SELECT legacy_before FROM observation_ids`).Scan(&v); err != nil {
+		return time.Time{}, internal("reading observation_ids", err)
+	}
+	return fromNullMicros(v), nil
+}

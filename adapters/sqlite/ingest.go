@@ -207,3 +207,12 @@ func (it ingestTables) DeviceKeyByHash(ctx context.Context, hash string) (*table
 	k.Created, k.Revoked = storesql.FromMicros(created), fromNullMicros(revoked)
 	return &k, nil
 }
+
+// LegacyIDsBefore reads the time migration 0080 recorded (see tables.Store).
+func (s *Store) LegacyIDsBefore(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT legacy_before FROM observation_ids`).Scan(&v); err != nil {
+		return time.Time{}, internal("reading observation_ids", err)
+	}
+	return fromNullMicros(v), nil
+}

@@ -19,8 +19,11 @@
 // error, i.e. after the commit.
 //
 // Idempotency: an Observation's id is derived from tenant, device
-// identifier, reading type and effective time (ObservationID), so two
-// copies of a reading are readings of one device. Within the transaction
+// identifier, reading type and effective time (ObservationID: the time in
+// milliseconds, then a hash of all four, so live readings' ids increase
+// and land at the right edge of the indexes keyed by id; readings older
+// than the store's LegacyIDsBefore keep the hash-only ids of the first
+// releases), so two copies of a reading are readings of one device. Within the transaction
 // the pipeline locks "ingest:Device/<id>" for every device of the batch
 // (all keys in sorted order, so batches cannot deadlock), reads, and writes
 // only when the Observation does not exist; a racing copy on another

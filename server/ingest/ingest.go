@@ -92,6 +92,11 @@ type Ingestor struct {
 	// (or replayed one), so that the sweep covers them even when they are
 	// not configured at start.
 	held sync.Map
+
+	// legacy caches the store's LegacyIDsBefore once read (it is fixed
+	// by a migration).
+	legacyMu     sync.Mutex
+	legacyBefore *time.Time
 }
 
 // HeldTenants returns the tenants for which readings were held since the
@@ -120,11 +125,66 @@ func New(cfg Config) *Ingestor {
 func (in *Ingestor) Templates() *device.Set { return in.tpl }
 
 // ObservationID is the deterministic id of the Observation of a
-// measurement: "obs-" and 20 hex digits of SHA-256 over tenant, device
-// identifier system and value, reading type and effective time.
-func ObservationID(tenant string, m *device.Measurement) string {
+// measurement: "obs-", the reading's time as 12 hex digits of milliseconds
+// since the epoch, and 20 hex digits of SHA-256 over tenant, device
+// identifier system and value, reading type and effective time. The time
+// prefix makes live readings' ids increase, so every index keyed by id
+// takes them at its right edge instead of at a random page.
+//
+// A reading whose time is before legacyBefore (tables.Store's
+// LegacyIDsBefore; zero for a store that never had any) keeps the id the
+// first releases gave it, "obs-" and the hash alone, so that a copy sent
+// again after an upgrade is still a duplicate.
+func ObservationID(tenant string, m *device.Measurement, legacyBefore time.Time) string {
 	h := sha256.Sum256([]byte(tenant + "|" + m.Key()))
-	return "obs-" + hex.EncodeToString(h[:10])
+	var b [4 + 12 + 20]byte
+	n := copy(b[:], "obs-")
+	if m.Time.Before(legacyBefore) {
+		n += hex.Encode(b[n:], h[:10])
+		return string(b[:n])
+	}
+	ms := uint64(m.Time.UnixMilli())
+	if m.Time.Before(time.UnixMilli(0)) {
+		ms = 0 // before 1970: no device reading; kept in range
+	}
+	for i := 11; i >= 0; i-- {
+		b[n+i] = hexDigits[ms&0xf]
+		ms >>= 4
+	}
+	n += 12
+	n += hex.Encode(b[n:], h[:10])
+	return string(b[:n])
+}
+
+const hexDigits = "0123456789abcdef"
+
+// assignIDs sets the Observation id of every item of ps.
+func (in *Ingestor) assignIDs(ctx context.Context, tenant string, ps []prepared) error {
+	before, err := in.legacyIDsBefore(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range ps {
+		for j := range ps[i].items {
+			it := &ps[i].items[j]
+			it.obs = ObservationID(tenant, &it.m, before)
+		}
+	}
+	return nil
+}
+
+// legacyIDsBefore is the store's LegacyIDsBefore, read once.
+func (in *Ingestor) legacyIDsBefore(ctx context.Context) (time.Time, error) {
+	in.legacyMu.Lock()
+	defer in.legacyMu.Unlock()
+	if in.legacyBefore == nil {
+		t, err := in.store.LegacyIDsBefore(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		in.legacyBefore = &t
+	}
+	return *in.legacyBefore, nil
 }
 
 func randomID(prefix string) string {
@@ -137,7 +197,7 @@ func randomID(prefix string) string {
 type item struct {
 	m      device.Measurement
 	device string // Device resource id
-	obs    string // Observation id
+	obs    string // Observation id (assignIDs)
 	mjson  []byte
 }
 
@@ -183,7 +243,6 @@ func (in *Ingestor) prepare(tenant string, src Source, payload []byte) prepared 
 		p.items = append(p.items, item{
 			m:      m,
 			device: fhirobs.DeviceResourceID(m.DeviceIdentifierSystem, m.DeviceID),
-			obs:    ObservationID(tenant, &m),
 			mjson:  mj,
 		})
 	}
@@ -247,6 +306,9 @@ func (in *Ingestor) IngestBatch(ctx context.Context, tenant string, src Source, 
 // commit writes the outcome of prepared payloads in one transaction and
 // returns their results in order, after the commit.
 func (in *Ingestor) commit(ctx context.Context, tenant string, ps []prepared) ([]Result, error) {
+	if err := in.assignIDs(ctx, tenant, ps); err != nil {
+		return nil, err
+	}
 	ctx = attributed(ctx)
 	var results []Result
 	err := in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {

@@ -48,9 +48,13 @@ func (in *Ingestor) Replay(ctx context.Context, tenant, id string) (Result, erro
 	if p.reason != "" {
 		return Result{}, fhir.Errorf(fhir.KindUnprocessable, "dead letter %s still cannot be mapped: %s", id, p.reason)
 	}
+	ps := []prepared{p}
+	if err := in.assignIDs(ctx, tenant, ps); err != nil {
+		return Result{}, err
+	}
 	var r Result
 	err = in.store.IngestTx(ctx, tenant, func(tx fhir.Tx, tb tables.Tables) error {
-		rs, err := in.apply(ctx, tenant, tx, tb, []prepared{p})
+		rs, err := in.apply(ctx, tenant, tx, tb, ps)
 		if err != nil {
 			return err
 		}

@@ -326,7 +326,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		if err != nil || res.Err() != nil || len(res.Measurements) != 1 {
 			t.Fatalf("mapping reading %d: %v %v", i, err, res.Err())
 		}
-		want[ingest.ObservationID("acme", &res.Measurements[0])] = i % 3
+		want[ingest.ObservationID("acme", &res.Measurements[0], time.Time{})] = i % 3
 	}
 	if len(want) != n {
 		t.Fatalf("%d distinct ids for %d readings", len(want), n)

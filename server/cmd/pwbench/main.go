@@ -123,8 +123,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var readingSeq, batchSeq atomic.Int64
-	start := time.Now().UTC()
+	var batchSeq atomic.Int64
+	clock := newReadingClock(c.patients + 1)
 
 	fmt.Fprintf(out, "\nworkload            clients   req/s      p50       p99   CPU/req  dbCPU/req  genCPU/req  errors   target\n")
 	type workload struct {
@@ -155,8 +155,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return req, http.StatusOK
 		}, 1},
 		// Device ingest: HTTP batches of ingestBatch heart-rate readings,
-		// each with its own time (no duplicates), acknowledged after
-		// commit. req/s x batch = readings/s. A batch comes from one of
+		// each with its own time, now (see readingClock), acknowledged
+		// after commit. req/s x batch = readings/s. A batch comes from one of
 		// ingestGateways gateways, each with its own share of the devices
 		// (one per patient), as a gateway on a ward sends for its beds.
 		{"ingest", 4, ">= 30,000 readings/s", func(rng *rand.Rand) (*http.Request, int) {
@@ -167,10 +167,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				n := readingSeq.Add(1)
 				p := gw + 1 + ingestGateways*rng.IntN(max(1, c.patients/ingestGateways))
 				fmt.Fprintf(&b, `{"deviceId":"bench-gw-%d","time":%q,"patientId":%q,"heartRate":%d}`,
-					p, start.Add(time.Duration(n)*time.Millisecond).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
+					p, clock.next(p).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
 			}
 			b.WriteString(`]}`)
 			req, _ := http.NewRequest(http.MethodPost, srv.url+"/t/bench/ingest/readings", &b)
@@ -225,6 +224,29 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return natsIngest(ctx, out, bin, dsn, c)
 	}
 	return nil
+}
+
+// readingClock gives each device's readings their times: now, as a
+// gateway sends what its monitors measure, but never a device's previous
+// time or earlier (a second reading with the same time would be a
+// duplicate), so at bench rates a device's clock runs a few milliseconds
+// ahead. The readings of one run are later than the previous run's, as
+// they are on a ward.
+type readingClock struct{ last []atomic.Int64 } // per device, µs since the epoch
+
+func newReadingClock(devices int) *readingClock {
+	return &readingClock{last: make([]atomic.Int64, devices)}
+}
+
+func (c *readingClock) next(device int) time.Time {
+	last := &c.last[device]
+	for {
+		old := last.Load()
+		t := max(time.Now().UnixMicro(), old+1000)
+		if last.CompareAndSwap(old, t) {
+			return time.UnixMicro(t).UTC()
+		}
+	}
 }
 
 const (

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,14 +62,12 @@ func natsIngest(ctx context.Context, out io.Writer, bin, dsn string, c config) e
 	defer srv.stop()
 	prefix := strings.TrimSuffix(subject, ".*.devices.*.readings") + ".bench.devices."
 
-	var seq atomic.Int64
-	start := time.Now().UTC()
+	clock := newReadingClock(c.patients + 1)
 	publish := func(rng *rand.Rand) (jetstream.PubAckFuture, error) {
-		n := seq.Add(1)
 		p := rng.IntN(c.patients) + 1
 		dev := "bench-nats-" + strconv.Itoa(p)
 		payload := fmt.Appendf(nil, `{"deviceId":%q,"time":%q,"patientId":%q,"heartRate":%d}`,
-			dev, start.Add(time.Duration(n)*time.Millisecond).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
+			dev, clock.next(p).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
 		return js.PublishAsync(prefix+dev+".readings", payload)
 	}
 	handled := func() (float64, error) {

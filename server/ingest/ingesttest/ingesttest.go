@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,6 +296,81 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("IDsAcrossUpgrade", func(t *testing.T) {
+		// A store written by a release that gave readings hash-only ids,
+		// then migrated: it records a time after all of them (here
+		// T0+1h), and the readings before it keep their ids, so copies
+		// sent again are duplicates (and a deleted one stays deleted).
+		e := setup(t, open)
+		e.associate(t, "mon-9", "p1", T0, time.Time{})
+		old := ingest.New(ingest.Config{Store: legacyBefore{e.store, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
+			Registry: search.NewRegistry(), Templates: e.in.Templates()})
+		oldIngest := func(payload []byte) ingest.Result {
+			t.Helper()
+			r, err := old.Ingest(context.Background(), "acme", ingest.Source{Kind: "test"}, payload)
+			if err != nil {
+				t.Fatalf("Ingest (old ids): %v", err)
+			}
+			return r
+		}
+		legacyID := regexp.MustCompile(`^Observation/obs-[0-9a-f]{20}$`)
+		stored := oldIngest(HR("mon-9", T0.Add(time.Minute), 70))
+		held := oldIngest(HR("mon-10", T0.Add(2*time.Minute), 71))
+		deleted := oldIngest(HR("mon-9", T0.Add(3*time.Minute), 72))
+		for _, r := range []ingest.Result{stored, deleted} {
+			if r.Status != ingest.StatusStored || len(r.Observations) != 1 || !legacyID.MatchString(r.Observations[0]) {
+				t.Fatalf("old release: %+v, want one hash-only id stored", r)
+			}
+		}
+		err := e.store.Tx(context.Background(), "acme", func(tx fhir.Tx) error {
+			_, err := tx.Delete(context.Background(), "Observation", strings.TrimPrefix(deleted.Observations[0], "Observation/"), 0)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		e.in = ingest.New(ingest.Config{Store: legacyBefore{e.store, T0.Add(time.Hour)},
+			Registry: search.NewRegistry(), Templates: e.in.Templates()})
+		again := []ingest.Result{
+			e.ingest(t, HR("mon-9", T0.Add(time.Minute), 70)),
+			e.ingest(t, HR("mon-10", T0.Add(2*time.Minute), 71)),
+			e.ingest(t, HR("mon-9", T0.Add(3*time.Minute), 72)),
+		}
+		want := []ingest.Result{
+			{Status: ingest.StatusDuplicate, Observations: stored.Observations},
+			{Status: held.Status},
+			{Status: ingest.StatusDuplicate, Observations: deleted.Observations},
+		}
+		if diff := cmp.Diff(want, again); diff != "" {
+			t.Errorf("copies after the upgrade (-want +got):\n%s", diff)
+		}
+		if hs := e.held(t, "mon-10"); len(hs) != 1 {
+			t.Errorf("%d readings held for mon-10, want 1", len(hs))
+		}
+
+		// Readings after the recorded time get time-ordered ids: the
+		// time in milliseconds, then the same hash.
+		var ids []string
+		for i, at := range []time.Time{T0.Add(2 * time.Hour), T0.Add(2*time.Hour + time.Millisecond), T0.Add(3 * time.Hour)} {
+			r := e.ingest(t, HR("mon-9", at, 80+i))
+			if r.Status != ingest.StatusStored || len(r.Observations) != 1 {
+				t.Fatalf("reading %d: %+v", i, r)
+			}
+			id := strings.TrimPrefix(r.Observations[0], "Observation/")
+			if prefix := fmt.Sprintf("obs-%012x", at.UnixMilli()); !strings.HasPrefix(id, prefix) || len(id) != len(prefix)+20 {
+				t.Errorf("reading %d: id %s, want %s and 20 hex digits", i, id, prefix)
+			}
+			ids = append(ids, id)
+		}
+		if !slices.IsSorted(ids) {
+			t.Errorf("ids %v are not in the readings' time order", ids)
+		}
+		if c := e.count(t, "Observation"); c != 4 {
+			t.Errorf("%d Observations, want 4 (one before the upgrade, three after)", c)
+		}
+	})
+
 	t.Run("DeadLetterReplay", func(t *testing.T) {
 		e := setup(t, open)
 		e.associate(t, "mon-6", "p1", T0, time.Time{})
@@ -543,6 +620,15 @@ func Run(t *testing.T, open Open) {
 
 // lockTracker is a store that records which transaction holds which
 // lock keys, and counts a key taken while another transaction holds it.
+// legacyBefore is a store whose LegacyIDsBefore says before: what
+// migration 0080 of each store records (its own tests check that).
+type legacyBefore struct {
+	tables.Store
+	before time.Time
+}
+
+func (l legacyBefore) LegacyIDsBefore(context.Context) (time.Time, error) { return l.before, nil }
+
 type lockTracker struct {
 	tables.Store
 	mu       sync.Mutex

@@ -24,6 +24,11 @@ type Store interface {
 	// (through tb) commit together or not at all. Like Tx it may run fn
 	// again after a serialization failure.
 	IngestTx(ctx context.Context, tenant string, fn func(tx fhir.Tx, tb Tables) error) error
+	// LegacyIDsBefore is the reading time before which device readings
+	// keep the hash-only Observation ids of the first releases (see
+	// ingest.ObservationID): later than every reading stored with one,
+	// recorded when the store was migrated. Zero when it never had any.
+	LegacyIDsBefore(ctx context.Context) (time.Time, error)
 }
 
 // Held is a reading whose device had no patient association at its time.
