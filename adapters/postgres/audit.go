@@ -32,31 +32,45 @@ var (
 	_ chain.Appender = (*txn)(nil)
 )
 
-// AppendAudit queues the append of events (see chain.Appender).
+// AppendAudit queues the append of events (see chain.Appender). They are
+// kept as data until the transaction's next statement or COMMIT, so that
+// the events of several transactions committed in one group go into one
+// multi-row statement per table with the group's resources (queueWrites).
 func (t *txn) AppendAudit(_ context.Context, events []*chain.Event) error {
+	for _, e := range events {
+		if !fhir.ValidID(e.ID) {
+			return fhir.Errorf(fhir.KindInvalid, "invalid AuditEvent id")
+		}
+	}
+	for _, e := range events {
+		t.c.audits = append(t.c.audits, auditWrite{id: e.ID, lu: storesql.Micros(e.LastUpdated), prefix: e.Prefix, suffix: e.Suffix, index: e.Index})
+	}
+	return nil
+}
+
+// auditWrite is one event of AppendAudit, kept as data until sent.
+type auditWrite struct {
+	id             string
+	lu             int64
+	prefix, suffix []byte
+	index          []fhir.IndexEntry
+}
+
+// queueAudits queues the insert of events into audit_pending, in order
+// (the seal at COMMIT chains them in that order).
+func queueAudits(b *pgx.Batch, tenant string, events []auditWrite) {
 	if len(events) == 0 {
-		return nil
+		return
 	}
 	n := len(events)
 	ids, lus := make([]string, n), make([]int64, n)
 	prefixes, suffixes := make([][]byte, n), make([][]byte, n)
-	rs := make([]indexedResource, n)
 	for i, e := range events {
-		if !fhir.ValidID(e.ID) {
-			return fhir.Errorf(fhir.KindInvalid, "invalid AuditEvent id")
-		}
-		ids[i], lus[i], prefixes[i], suffixes[i] = e.ID, storesql.Micros(e.LastUpdated), e.Prefix, e.Suffix
-		rs[i] = indexedResource{typ: "AuditEvent", id: e.ID, entries: e.Index}
+		ids[i], lus[i], prefixes[i], suffixes[i] = e.id, e.lu, e.prefix, e.suffix
 	}
-	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO audit_pending (tenant, id, lu, prefix, suffix)
 		SELECT $1, u.i, u.l, u.p, u.s FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS u(i, l, p, s, n)
-		ORDER BY u.n`, t.tenant, ids, lus, prefixes, suffixes)
-	if err := queueIndex(b, t.tenant, rs); err != nil {
-		return err
-	}
-	t.c.later(b)
-	return nil
+		ORDER BY u.n`, tenant, ids, lus, prefixes, suffixes)
 }
 
 // auditHeadsSQL reads a tenant's lane heads, each with its last chain

@@ -138,32 +138,39 @@ type blindWrite struct {
 	index   []fhir.IndexEntry
 }
 
-// queueBlinds queues the statements writing ws for tenant: the resources'
-// write locks, the current rows (a plain INSERT: a
-// resource that exists after all fails the transaction with a unique
-// violation, and Tx runs fn again reading first) and the index rows — a
-// fixed number of statements whatever len(ws).
-func queueBlinds(b *pgx.Batch, tenant string, ws []blindWrite) error {
-	if len(ws) == 0 {
+// queueWrites queues the statements writing ws and audits for tenant: the
+// resources' write locks, the current rows (a plain INSERT: a resource
+// that exists after all fails the transaction with a unique violation, and
+// Tx runs fn again reading first), the audit events' pending rows, and the
+// index rows of both — a fixed number of statements whatever their
+// number.
+func queueWrites(b *pgx.Batch, tenant string, ws []blindWrite, audits []auditWrite) error {
+	if len(ws) == 0 && len(audits) == 0 {
 		return nil
 	}
-	keys := make([]string, len(ws))
-	types, ids := make([]string, len(ws)), make([]string, len(ws))
-	lus := make([]int64, len(ws))
-	bodies := make([][]byte, len(ws))
-	rs := make([]indexedResource, len(ws))
-	for i, w := range ws {
-		keys[i] = tenant + "\n" + w.typ + "/" + w.id
-		types[i], ids[i], lus[i], bodies[i] = w.typ, w.id, w.lu, w.body
-		rs[i] = indexedResource{typ: w.typ, id: w.id, entries: w.index}
-	}
-	// The same order in every transaction, so two groups never deadlock on
-	// each other's locks.
-	sort.Strings(keys)
-	b.Queue("SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n", keys)
-	b.Queue(`INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body)
+	rs := make([]indexedResource, 0, len(ws)+len(audits))
+	if len(ws) > 0 {
+		keys := make([]string, len(ws))
+		types, ids := make([]string, len(ws)), make([]string, len(ws))
+		lus := make([]int64, len(ws))
+		bodies := make([][]byte, len(ws))
+		for i, w := range ws {
+			keys[i] = tenant + "\n" + w.typ + "/" + w.id
+			types[i], ids[i], lus[i], bodies[i] = w.typ, w.id, w.lu, w.body
+			rs = append(rs, indexedResource{typ: w.typ, id: w.id, entries: w.index})
+		}
+		// The same order in every transaction, so two groups never deadlock on
+		// each other's locks.
+		sort.Strings(keys)
+		b.Queue("SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n", keys)
+		b.Queue(`INSERT INTO resources (tenant, type, id, version, last_updated, deleted, body)
 		SELECT $1, t, i, 1, l, 0, d FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(t, i, l, d)`,
-		tenant, types, ids, lus, bodies)
+			tenant, types, ids, lus, bodies)
+	}
+	queueAudits(b, tenant, audits)
+	for _, a := range audits {
+		rs = append(rs, indexedResource{typ: "AuditEvent", id: a.id, entries: a.index})
+	}
 	return queueIndex(b, tenant, rs)
 }
 
@@ -173,6 +180,7 @@ func queueBlinds(b *pgx.Batch, tenant string, ws []blindWrite) error {
 type commitReq struct {
 	tenant  string
 	blinds  []blindWrite
+	audits  []auditWrite
 	pending []*pgx.QueuedQuery // the hooks' statements, in order
 	err     error
 	done    chan struct{}
@@ -203,10 +211,12 @@ func (s *Store) commitGroup(ctx context.Context, reqs []*commitReq) error {
 	for _, tn := range tenants {
 		b.Queue(setTenantSQL, tn)
 		var ws []blindWrite
+		var audits []auditWrite
 		for _, r := range byTenant[tn] {
 			ws = append(ws, r.blinds...)
+			audits = append(audits, r.audits...)
 		}
-		if err := queueBlinds(b, tn, ws); err != nil {
+		if err := queueWrites(b, tn, ws, audits); err != nil {
 			return err
 		}
 		for _, r := range byTenant[tn] {

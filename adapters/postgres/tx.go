@@ -83,7 +83,7 @@ func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error
 		return tryResult{wroteBlind: len(c.blinds) > 0 || c.sentBlind}, err
 	}
 	if c.conn == nil && len(c.blinds) > 0 && c.exists == nil && s.commits != nil {
-		r := &commitReq{tenant: tenant, blinds: c.blinds, pending: c.pending.QueuedQueries, done: make(chan struct{})}
+		r := &commitReq{tenant: tenant, blinds: c.blinds, audits: c.audits, pending: c.pending.QueuedQueries, done: make(chan struct{})}
 		err := s.commits.submit(r, r.done)
 		if err == nil {
 			err = r.err
@@ -108,14 +108,15 @@ func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error
 // everything in order while the client pays one round trip per batch that
 // fn actually waits for: first head (BEGIN, set_config and, until the tenant
 // is known to be registered, the tenant check, whose answer must be true
-// before anything else is queued behind it), then the blind writes, then
-// pending.
+// before anything else is queued behind it), then the blind writes and the
+// audit events (queueWrites), then pending.
 type txConn struct {
 	s       *Store
 	conn    *pgxpool.Conn // acquired by the first send
 	tenant  string
 	head    *pgx.Batch // nil once sent
 	blinds  []blindWrite
+	audits  []auditWrite // AppendAudit's events, sent with the blind writes
 	pending *pgx.Batch
 	exists  *bool // the tenant check's answer while it is in flight; nil when known
 	failed  bool
@@ -142,12 +143,13 @@ func (c *txConn) send(ctx context.Context, b *pgx.Batch) error {
 		full.QueuedQueries = append(full.QueuedQueries, c.head.QueuedQueries...)
 		c.head = nil
 	}
-	if len(c.blinds) > 0 {
-		if err := queueBlinds(full, c.tenant, c.blinds); err != nil {
+	if len(c.blinds) > 0 || len(c.audits) > 0 {
+		if err := queueWrites(full, c.tenant, c.blinds, c.audits); err != nil {
 			c.failed = true
 			return err
 		}
-		c.blinds, c.sentBlind = nil, true
+		c.sentBlind = c.sentBlind || len(c.blinds) > 0
+		c.blinds, c.audits = nil, nil
 	}
 	full.QueuedQueries = append(full.QueuedQueries, c.pending.QueuedQueries...)
 	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
@@ -397,7 +399,7 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 // putBlind writes w as version 1 of a new resource without reading first,
 // so that a create costs no round trip of its own: its rows are kept as a
 // blindWrite and travel with the transaction's next statement, its COMMIT,
-// or a group commit (see queueBlinds, runCommits).
+// or a group commit (see queueWrites, runCommits).
 func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, error) {
 	lu := nextStamp(current{})
 	r := &fhir.Resource{Type: w.Type, ID: w.ID, VersionID: 1, LastUpdated: storesql.FromMicros(lu)}
