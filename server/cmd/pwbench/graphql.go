@@ -51,7 +51,7 @@ func graphqlWorkload(ctx context.Context, out io.Writer, bin string, c config) e
 	if b, err := exec.CommandContext(ctx, bin, "migrate", "--postgres", dsn).CombinedOutput(); err != nil {
 		return fmt.Errorf("migrating: %v\n%s", err, b)
 	}
-	if err := seed(ctx, out, dsn, c.graphqlPatients, c.observations); err != nil {
+	if err := seed(ctx, out, dsn, c.graphqlPatients, c.observations, false); err != nil {
 		return err
 	}
 	// As for the main data set (see run): what a migration or the last
@@ -158,7 +158,7 @@ func checkGraphQL(req *http.Request, want int) error {
 // runs with autovacuum off, and without statistics PostgreSQL plans the
 // store's primary-key lookups as scans of another index; without a vacuum,
 // index-only scans visit the heap.
-func seed(ctx context.Context, out io.Writer, dsn string, patients, observations int) error {
+func seed(ctx context.Context, out io.Writer, dsn string, patients, observations int, ingestPatients bool) error {
 	st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, MaxConns: 4})
 	if err != nil {
 		return err
@@ -190,6 +190,20 @@ func seed(ctx context.Context, out io.Writer, dsn string, patients, observations
 					b, _ := json.Marshal(m)
 					rs = append(rs, benchResource{m["resourceType"].(string), m["id"].(string), b})
 				}
+			}
+			return rs
+		}})
+	}
+	// The ingest workloads' patients: their readings go to them, so that
+	// runs of them leave the other workloads' data set as it was.
+	for first := 1; ingestPatients && first <= patients; first += seedChunk {
+		last := min(first+seedChunk-1, patients)
+		pats = append(pats, seedChunkOf{"Patient", ingestPatID(first), ingestPatID(last), func() []benchResource {
+			var rs []benchResource
+			for p := first; p <= last; p++ {
+				b, _ := json.Marshal(map[string]any{"resourceType": "Patient", "id": ingestPatID(p), "gender": "unknown",
+					"name": []any{map[string]any{"family": "Benchingest", "given": []any{strconv.Itoa(p)}}}})
+				rs = append(rs, benchResource{"Patient", ingestPatID(p), b})
 			}
 			return rs
 		}})

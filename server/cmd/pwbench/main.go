@@ -109,7 +109,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := maintain(ctx, dsn, "VACUUM ANALYZE"); err != nil {
 		return err
 	}
-	if err := seed(ctx, out, dsn, c.patients, c.observations); err != nil {
+	if err := seed(ctx, out, dsn, c.patients, c.observations, true); err != nil {
 		return err
 	}
 	srv, err := startServer(ctx, bin, dsn, c.profile != "", false, false)
@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				}
 				p := gw + 1 + ingestGateways*rng.IntN(max(1, c.patients/ingestGateways))
 				fmt.Fprintf(&b, `{"deviceId":"bench-gw-%d","time":%q,"patientId":%q,"heartRate":%d}`,
-					p, clock.next(p).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
+					p, clock.next(p).Format(time.RFC3339Nano), ingestPatID(p), 60+rng.IntN(40))
 			}
 			b.WriteString(`]}`)
 			req, _ := http.NewRequest(http.MethodPost, srv.url+"/t/bench/ingest/readings", &b)
@@ -556,6 +556,11 @@ var vitals = []vital{
 }
 
 func patID(p int) string { return fmt.Sprintf("bench-pat-%04d", p) }
+
+// ingestPatID is patient p of the ingest workloads (seeded with the data
+// set; no Observations of their own until those run).
+func ingestPatID(p int) string { return fmt.Sprintf("bench-ingest-pat-%04d", p) }
+
 func obsID(i int) string { return fmt.Sprintf("bench-obs-%07d", i) }
 
 // observationJSON is a ~1 KB vital-signs Observation.

@@ -67,7 +67,7 @@ func natsIngest(ctx context.Context, out io.Writer, bin, dsn string, c config) e
 		p := rng.IntN(c.patients) + 1
 		dev := "bench-nats-" + strconv.Itoa(p)
 		payload := fmt.Appendf(nil, `{"deviceId":%q,"time":%q,"patientId":%q,"heartRate":%d}`,
-			dev, clock.next(p).Format(time.RFC3339Nano), patID(p), 60+rng.IntN(40))
+			dev, clock.next(p).Format(time.RFC3339Nano), ingestPatID(p), 60+rng.IntN(40))
 		return js.PublishAsync(prefix+dev+".readings", payload)
 	}
 	handled := func() (float64, error) {
