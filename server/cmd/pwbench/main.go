@@ -1,6 +1,7 @@
 // Command pwbench is Pulsewire's load benchmark (make bench). It builds the
-// pulsewire binary, starts it on PostgreSQL, seeds a data set through the
-// FHIR API (idempotently: a second run reuses it), then drives workloads
+// pulsewire binary, starts it on PostgreSQL, seeds a data set straight into
+// the store as the API would index it (seed; idempotently: a second run
+// reuses it), then drives workloads
 // over HTTP (a lean HTTP/1.1 client, rawclient.go, so that the generator
 // takes little of the server's CPU) and prints, per workload, requests/s,
 // p50, p99, the CPU time per request of the server (from /proc/<pid>/stat),
@@ -11,7 +12,8 @@
 //   - latest: Observation?subject&code&_sort=-date&_count=10 at 8 clients
 //   - graphql: issue 6's query through the gateway at 32 clients, on a data
 //     set of its own (graphql.go)
-//   - ingest: device readings in HTTP batches of 200 at 4 clients
+//   - ingest: device readings in HTTP batches of 200 at 4 clients, for
+//     patients of their own (ingestPatID)
 //   - get-auth: GET by id with a SMART token, with and without audited reads
 //   - ingest-nats: readings published one per message to NATS JetStream (see
 //     natsIngest)
