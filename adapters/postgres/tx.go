@@ -530,7 +530,7 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 					tb = newTypedBatch(w)
 					typed[r.typ] = tb
 				}
-				tb.add(r.id, values, codesJSON)
+				tb.add(r.id, values, codes, codesJSON)
 			}
 			entries = rest
 		}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,11 +70,15 @@ func newTypedWriter(tt *storesql.TypedTable) *typedWriter {
 	return w
 }
 
-// typedBatch collects the typed rows of one table for one statement.
+// typedBatch collects the typed rows of one table for one statement, and
+// their code rows (TypedTable.CodeRows) for another.
 type typedBatch struct {
 	w    *typedWriter
 	ids  []string
 	cols []any // per column: []*string, []*int64 or []*float64
+
+	codeRefIDs, codeRefTypes, codes, codeIDs []string
+	codeDates                                []*int64
 }
 
 func newTypedBatch(w *typedWriter) *typedBatch {
@@ -99,8 +104,8 @@ type typedValue struct {
 }
 
 // add appends the row of resource id from its typed values and its codes
-// (nil for none).
-func (tb *typedBatch) add(id string, typed map[string]typedValue, codesJSON *string) {
+// (nil for none; codesJSON is codes as a JSON array).
+func (tb *typedBatch) add(id string, typed map[string]typedValue, codes []string, codesJSON *string) {
 	tb.ids = append(tb.ids, id)
 	row := len(tb.ids) - 1
 	for i := range tb.w.cols {
@@ -152,11 +157,30 @@ func (tb *typedBatch) add(id string, typed map[string]typedValue, codesJSON *str
 	if tb.w.tt.Codes {
 		tb.cols[len(tb.cols)-1].([]*string)[row] = codesJSON
 	}
+	if ref, ok := typed[tb.w.tt.CodeRowsRef]; ok && tb.w.tt.CodeRows != "" {
+		var date *int64
+		if i, ok := tb.w.at[storesql.RefDateParam]["hi"]; ok {
+			date = tb.cols[i].([]*int64)[row]
+		}
+		for i, c := range codes {
+			if slices.Contains(codes[:i], c) {
+				continue // one row per code: the walk meets a resource once
+			}
+			tb.codeRefIDs, tb.codeRefTypes = append(tb.codeRefIDs, ref.e.RefID), append(tb.codeRefTypes, ref.e.RefType)
+			tb.codes, tb.codeDates, tb.codeIDs = append(tb.codes, c), append(tb.codeDates, date), append(tb.codeIDs, id)
+		}
+	}
 }
 
 func (tb *typedBatch) queue(b *pgx.Batch, tenant string) {
 	args := append([]any{tenant, tb.ids}, tb.cols...)
 	b.Queue(tb.w.sql, args...)
+	if len(tb.codes) > 0 {
+		ref := tb.w.tt.Params[tb.w.tt.CodeRowsRef].Col
+		b.Queue(`INSERT INTO `+tb.w.tt.CodeRows+` (tenant, `+ref+`_id, `+ref+`_type, code, date_hi, id)
+			SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS u`,
+			tenant, tb.codeRefIDs, tb.codeRefTypes, tb.codes, tb.codeDates, tb.codeIDs)
+	}
 }
 
 // splitTyped takes the entries of typed parameters out of r's entries:

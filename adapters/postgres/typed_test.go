@@ -143,7 +143,33 @@ func typedCorpus() map[string]string {
 	for p := range 4 {
 		out[fmt.Sprintf("Patient/p%d", p)] = `{"resourceType": "Patient"}`
 	}
+	// Two codes, one of them twice.
+	out["Observation/o99"] = `{"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p1"},
+		"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}, {"system": "urn:iso:std:iso:11073:10101", "code": "147842"},
+			{"system": "http://loinc.org", "code": "8867-4"}]},
+		"effectiveDateTime": "2024-03-27T10:00:00Z"}`
 	return out
+}
+
+// typedChanges rewrite and delete some of typedCorpus's Observations (a
+// new code and subject for o09, o18 and o11 deleted), so that their index
+// rows are replaced and removed.
+func typedChanges(ctx context.Context, reg *search.Registry, tx fhir.Tx) error {
+	body := `{"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p2"},
+		"code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "effectiveDateTime": "2024-03-26T10:00:00Z"}`
+	idx, err := reg.Extract("Observation", []byte(body))
+	if err != nil {
+		return err
+	}
+	if _, _, err := tx.Put(ctx, &fhir.Write{Type: "Observation", ID: "o09", Body: []byte(body), Index: idx}); err != nil {
+		return err
+	}
+	for _, id := range []string{"o18", "o11"} {
+		if _, err := tx.Delete(ctx, "Observation", id, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // typedQueries are searches over typedCorpus's typed parameters, alone and
@@ -178,6 +204,14 @@ var typedQueries = []string{
 	"Observation?value-quantity:missing=true&_sort=-value-quantity",
 	"Observation?value-quantity=ne43",
 	"Observation?patient=p0&code=http://loinc.org|8480-6&_sort=-date&_count=3",
+	// The latest search of one code walks the code rows (o09 changed
+	// patient and code, o11 and o18 are deleted, o99 has two codes).
+	"Observation?patient=p1&code=http://loinc.org|8867-4&_sort=-date",
+	"Observation?patient=p2&code=http://loinc.org|29463-7&_sort=-date&_count=2",
+	"Observation?patient=p2&code=http://loinc.org|8480-6&_sort=-date",
+	"Observation?patient=p3&code=http://loinc.org|8867-4,http://loinc.org|29463-7&_sort=-date",
+	"Observation?subject=Patient/p1&code=urn:iso:std:iso:11073:10101|147842&status=final&_sort=-date",
+	"Observation?subject=Device/d1&code=http://loinc.org|8480-6&_sort=-date",
 	"Observation?patient=p3&_sort=-date&_count=2",
 	"Observation?code=8867-4&_include=Observation:patient",
 	"Observation?status=final&_include=Observation:device",
@@ -231,6 +265,9 @@ func TestTypedMatchesGeneric(t *testing.T) {
 			return nil
 		})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Tx(ctx, "t", func(tx fhir.Tx) error { return typedChanges(ctx, reg, tx) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -320,9 +357,15 @@ var oldLayoutSQL = []string{
 		WHERE p.c IS NOT NULL`,
 	`INSERT INTO idx_date (tenant, type, id, param, lo, hi)
 		SELECT tenant, 'AuditEvent', id, 'date', date_lo, date_hi FROM search_auditevent WHERE date_lo IS NOT NULL`,
+	"DROP TABLE search_observation_code",
 	"DROP TABLE search_observation",
 	"DROP TABLE search_auditevent",
-	"DELETE FROM schema_migrations WHERE version = 70",
+	"DELETE FROM schema_migrations WHERE version IN (70, 90)",
+}
+
+// codeRowsSQL lists a typed table's code rows as text.
+func codeRowsSQL(tt *storesql.TypedTable) string {
+	return `SELECT to_jsonb(c)::text FROM ` + tt.CodeRows + ` c ORDER BY to_jsonb(c)::text`
 }
 
 // typedRowsSQL lists a typed table's rows as text, codes sorted (the
@@ -357,7 +400,7 @@ func TestMigrationTypedSearch(t *testing.T) {
 				return err
 			}
 		}
-		return nil
+		return typedChanges(ctx, reg, tx) // replaced and removed rows too
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -383,11 +426,17 @@ func TestMigrationTypedSearch(t *testing.T) {
 	}
 	raw := rawIn(t, schema)
 	wantRows := map[*storesql.TypedTable][]string{}
+	wantCodeRows := map[*storesql.TypedTable][]string{}
 	for _, typ := range dialect.TypedTypes() {
 		tt := dialect.Typed(typ)
 		wantRows[tt] = raw(t, typedRowsSQL(tt))
 		if len(wantRows[tt]) == 0 {
 			t.Fatalf("no %s rows written", tt.Table)
+		}
+		if tt.CodeRows != "" {
+			if wantCodeRows[tt] = raw(t, codeRowsSQL(tt)); len(wantCodeRows[tt]) == 0 {
+				t.Fatalf("no %s rows written", tt.CodeRows)
+			}
 		}
 	}
 	want := results()
@@ -404,6 +453,11 @@ func TestMigrationTypedSearch(t *testing.T) {
 	for tt, rows := range wantRows {
 		if diff := cmp.Diff(rows, raw(t, typedRowsSQL(tt))); diff != "" {
 			t.Errorf("%s after the migration (-written +migrated):\n%s", tt.Table, diff)
+		}
+	}
+	for tt, rows := range wantCodeRows {
+		if diff := cmp.Diff(rows, raw(t, codeRowsSQL(tt))); diff != "" {
+			t.Errorf("%s after the migration (-written +migrated):\n%s", tt.CodeRows, diff)
 		}
 	}
 	if diff := cmp.Diff(want, results()); diff != "" {

@@ -169,6 +169,17 @@ func DeleteIndex(d Dialect, tenant, typ, id string) []Stmt {
 		out = append(out, Stmt{s, a})
 	}
 	if tt := d.Typed(typ); tt != nil {
+		if tt.CodeRows != "" {
+			// Found by the typed row's values, before it goes: the code
+			// rows' one index leads with the reference.
+			ref := tt.Params[tt.CodeRowsRef].Col
+			b := &builder{d: d}
+			b.w("DELETE FROM ", tt.CodeRows, " c USING ", tt.Table, " t WHERE t.tenant = ", b.arg(tenant), " AND t.id = ", b.arg(id),
+				" AND c.tenant = t.tenant AND c.", ref, "_id = t.", ref, "_id AND c.", ref, "_type = t.", ref, "_type",
+				" AND c.code = ANY(t.codes) AND c.id = t.id")
+			s, a := b.result()
+			out = append(out, Stmt{s, a})
+		}
 		b := &builder{d: d}
 		b.w("DELETE FROM ", tt.Table, " WHERE tenant = ", b.arg(tenant), " AND id = ", b.arg(id))
 		s, a := b.result()
@@ -411,7 +422,17 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	}
 	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (")
 	codes := true
-	if tt, tp, ok := typedLatest(d, q.Type, p.Name); ok {
+	skip := map[int]bool{drive: true}
+	if tt, tp, ok := typedLatest(d, q.Type, p.Name); ok && codeRowsParam(tt, q, drive) >= 0 {
+		// One code: the table of code rows, walked by its (tenant, _id,
+		// _type, code, date_hi DESC NULLS LAST, id) index; each resource
+		// has one row per code, so it meets each once.
+		c := codeRowsParam(tt, q, drive)
+		v := q.Params[c].Values[0]
+		skip[c], codes = true, false
+		b.w("SELECT x.id, x.date_hi FROM ", tt.CodeRows, " x WHERE x.tenant = ", b.arg(tenant), " AND x.", tp.Col, "_id = ", b.arg(p.Values[0].RefID),
+			" AND x.", tp.Col, "_type = ", b.arg(latestRefType(q.Type, p)), " AND x.code = ", b.arg(RefCode(v.System, v.Code)), ") d")
+	} else if ok {
 		// The typed row: its date and codes columns, walked by the
 		// reference's (tenant, _id, _type, date_hi DESC NULLS LAST, id)
 		// index.
@@ -430,7 +451,6 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	// A code given with its system (or as "|code") is matched against the
 	// copy on the row; every other parameter is probed as in Search.
 	sep := " WHERE "
-	skip := map[int]bool{drive: true}
 	for i, p := range q.Params {
 		if i == drive || !codes || !codesFilter(p) {
 			continue
@@ -460,6 +480,25 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	b.w(" JOIN resources r ON r.tenant = ", b.arg(tenant), " AND r.type = ", b.arg(q.Type), " AND r.id = k.id WHERE r.deleted = 0 ORDER BY k.date_hi DESC NULLS LAST, k.id ASC")
 	s, a := b.result()
 	return s, a, nil
+}
+
+// codeRowsParam is the index in q.Params of the code the latest search
+// driven by q.Params[drive] can read from tt's code rows: tt has them for
+// the driving reference, and the parameter is a codes filter (codesFilter)
+// with one value. -1 when there is none.
+func codeRowsParam(tt *TypedTable, q *fhir.Query, drive int) int {
+	if tt.CodeRows == "" || !tt.Codes {
+		return -1
+	}
+	if stored := fhir.IndexParams(q.Type, q.Params[drive].Name); len(stored) != 1 || stored[0] != tt.CodeRowsRef {
+		return -1
+	}
+	for i, p := range q.Params {
+		if i != drive && codesFilter(p) && len(p.Values) == 1 {
+			return i
+		}
+	}
+	return -1
 }
 
 // typedLatest reports whether reference parameter name of typ is typed

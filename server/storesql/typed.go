@@ -36,6 +36,16 @@ type TypedTable struct {
 	// of each), which the latest search filters by as it walks a
 	// reference's rows in date order (as idx_ref.codes).
 	Codes bool
+	// CodeRows, when set, names a table with a row per code of each
+	// resource (RefCode form) that has a value of parameter CodeRowsRef
+	// (a typed reference): (tenant, <ref>_id, <ref>_type, code, date_hi,
+	// id), indexed in that order with date_hi descending. The latest
+	// search for one code walks it, so it reads the target's rows of that
+	// code only: walking the reference's rows and filtering by codes reads
+	// every newer row of other codes first, thousands for a patient on a
+	// monitor.
+	CodeRows    string
+	CodeRowsRef string
 }
 
 // TypedParam is one parameter's column group: columns named Col + "_" +
@@ -72,7 +82,7 @@ type TypedParam struct {
 // store refuses a resource whose index entries say otherwise rather than
 // drop a value.
 var typedTables = map[string]*TypedTable{
-	"Observation": {Table: "search_observation", Codes: true, Params: map[string]TypedParam{
+	"Observation": {Table: "search_observation", Codes: true, CodeRows: "search_observation_code", CodeRowsRef: "subject", Params: map[string]TypedParam{
 		"subject":        {"subject", fhir.ParamReference, true},
 		"device":         {"device", fhir.ParamReference, true},
 		"encounter":      {"encounter", fhir.ParamReference, true},
