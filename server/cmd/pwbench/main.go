@@ -114,6 +114,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := seed(ctx, out, dsn, c.patients, c.observations, true); err != nil {
 		return err
 	}
+	if err := printSize(ctx, out, dsn); err != nil {
+		return err
+	}
 	srv, err := startServer(ctx, bin, dsn, c.profile != "", false, false)
 	if err != nil {
 		return err
@@ -595,6 +598,25 @@ func observationJSON(id string, patient int, at time.Time, kind int) []byte {
 
 // maintain runs a maintenance command (ANALYZE, VACUUM ANALYZE) on the
 // bench database as the DSN's (owner) role.
+// printSize prints the bench database's size and Observation count: the
+// ingest workloads add to it run after run (drop the database to start
+// over), and reads slow as it outgrows the caches.
+func printSize(ctx context.Context, out io.Writer, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var size string
+	var obs int64
+	if err := conn.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database())),
+		(SELECT coalesce(sum(n_live_tup), 0)::bigint FROM pg_stat_user_tables WHERE relname = 'search_observation')`).Scan(&size, &obs); err != nil {
+		return fmt.Errorf("reading the database's size: %w", err)
+	}
+	fmt.Fprintf(out, "database %s, ~%d Observations (the ingest workloads' included)\n", size, obs)
+	return nil
+}
+
 func maintain(ctx context.Context, dsn, command string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
