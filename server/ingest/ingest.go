@@ -93,7 +93,7 @@ type Ingestor struct {
 	// not configured at start.
 	held sync.Map
 
-	// legacy caches the store's LegacyIDsBefore once read (it is fixed
+	// legacyBefore caches the store's LegacyIDsBefore once read (it is fixed
 	// by a migration).
 	legacyMu     sync.Mutex
 	legacyBefore *time.Time

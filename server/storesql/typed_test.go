@@ -29,6 +29,14 @@ func TestTypedConfig(t *testing.T) {
 		}
 	})
 	for _, typ := range Postgres.TypedTypes() {
+		if tt := Postgres.Typed(typ); tt.CodeRows != "" {
+			// Code rows copy the codes, the reference's group and the
+			// date's upper bound of the typed row.
+			ref, ok := tt.Params[tt.CodeRowsRef]
+			if !tt.Codes || !ok || ref.Type != fhir.ParamReference || tt.Params[RefDateParam].Type != fhir.ParamDate {
+				t.Errorf("%s: code rows need codes, a typed reference %q and a typed date", typ, tt.CodeRowsRef)
+			}
+		}
 		seen := map[string]bool{}
 		for _, c := range Postgres.Typed(typ).Columns() {
 			if seen[c.Name] || c.Name == "tenant" || c.Name == "id" {
