@@ -390,7 +390,7 @@ func (t *txn) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, err
 		return nil, false, err
 	}
 	t.c.later(b)
-	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live}); err != nil {
+	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live, Index: w.Index}); err != nil {
 		return nil, false, err
 	}
 	return r, !live, nil
@@ -411,7 +411,7 @@ func (t *txn) putBlind(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool
 		return nil, false, err
 	}
 	t.c.blinds = append(t.c.blinds, blindWrite{typ: w.Type, id: w.ID, lu: lu, body: r.Body, index: w.Index})
-	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: true}); err != nil {
+	if err := fhir.RunHooks(ctx, t.c.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: true, Index: w.Index}); err != nil {
 		return nil, false, err
 	}
 	return r, true, nil

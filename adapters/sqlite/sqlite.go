@@ -567,7 +567,7 @@ func (t *tx) Put(ctx context.Context, w *fhir.Write) (*fhir.Resource, bool, erro
 	if err := t.exec(ctx, ins); err != nil {
 		return nil, false, err
 	}
-	if err := fhir.RunHooks(ctx, t.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live}); err != nil {
+	if err := fhir.RunHooks(ctx, t.s.hooks, t, fhir.Change{Tenant: t.tenant, Resource: r, Created: !live, Index: w.Index}); err != nil {
 		return nil, false, err
 	}
 	return r, !live, nil

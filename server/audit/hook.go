@@ -62,7 +62,11 @@ func (a *Auditor) Hook() fhir.WriteHook {
 				return err
 			}
 		}
-		ev.Patient = a.patientOf(r.Type, r.ID, body)
+		var index []fhir.IndexEntry
+		if !r.Deleted {
+			index = c.Index
+		}
+		ev.Patient = a.patientOf(r.Type, r.ID, body, index)
 		if err := ev.check(); err != nil {
 			return err
 		}
@@ -85,17 +89,22 @@ func (a *Auditor) Hook() fhir.WriteHook {
 // patientOf returns the id of the patient whose compartment a resource
 // version is in: the Patient itself, else the first Patient reference
 // under the type's "patient" parameter (or "subject", which some types
-// index it as); "" when there is none or the body cannot be read.
-func (a *Auditor) patientOf(typ, id string, body []byte) string {
+// index it as); "" when there is none or the body cannot be read. index,
+// when not nil, is the version's index entries as written (extracted from
+// body, parameters in code order): they are read instead of body.
+func (a *Auditor) patientOf(typ, id string, body []byte, index []fhir.IndexEntry) string {
 	if typ == "Patient" {
 		return id
 	}
-	if body == nil {
-		return ""
-	}
-	entries, err := a.reg.ExtractOnly(typ, body, "patient", "subject")
-	if err != nil {
-		return ""
+	entries := index
+	if entries == nil {
+		if body == nil {
+			return ""
+		}
+		var err error
+		if entries, err = a.reg.ExtractOnly(typ, body, "patient", "subject"); err != nil {
+			return ""
+		}
 	}
 	for _, e := range entries {
 		if e.Type == fhir.ParamReference && e.RefType == "Patient" && (e.Param == "patient" || e.Param == "subject") && fhir.ValidID(e.RefID) {

@@ -267,7 +267,7 @@ func (a *Auditor) appendBatch(tenant string, qs []*queued) error {
 	for i, q := range qs {
 		if r := q.ev.Resource; r != nil {
 			if q.ev.Patient == "" {
-				q.ev.Patient = a.patientOf(r.Type, r.ID, r.Body)
+				q.ev.Patient = a.patientOf(r.Type, r.ID, r.Body, nil)
 			}
 			q.ev.Resource = nil // done with the body
 		}

@@ -188,6 +188,10 @@ type Change struct {
 	Tenant   string
 	Resource *Resource // the version written (for a delete: the tombstone, Body nil)
 	Created  bool      // there was no live version before
+	// Index is the written version's index entries (Write.Index), so that
+	// a hook needing a fact of the resource (its patient) need not
+	// extract it again; nil for a delete.
+	Index []IndexEntry
 }
 
 // WriteHook runs inside the transaction of every Put and Delete, right after
