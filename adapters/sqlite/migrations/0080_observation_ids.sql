@@ -11,7 +11,9 @@ CREATE TABLE observation_ids (
 
 INSERT INTO observation_ids (one, legacy_before)
 SELECT 1, CASE WHEN max(t) IS NULL THEN NULL
-               ELSE max(max(t) + 1, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)) END
+               -- now, in whole milliseconds (julianday's double is off by tens of µs)
+               ELSE max(max(t) + 1, (CAST(strftime('%s', 'now') AS INTEGER) * 1000
+                                     + CAST(substr(strftime('%f', 'now'), 4, 3) AS INTEGER)) * 1000) END
 FROM (
     -- Stored: the end of the effective time's range.
     SELECT max(hi) AS t FROM idx_date
