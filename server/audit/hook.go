@@ -62,11 +62,7 @@ func (a *Auditor) Hook() fhir.WriteHook {
 				return err
 			}
 		}
-		var index []fhir.IndexEntry
-		if !r.Deleted {
-			index = c.Index
-		}
-		ev.Patient = a.patientOf(r.Type, r.ID, body, index)
+		ev.Patient = a.patientOf(r.Type, r.ID, body, c.Index) // a delete has none: body is the version before
 		if err := ev.check(); err != nil {
 			return err
 		}

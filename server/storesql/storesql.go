@@ -423,11 +423,11 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (")
 	codes := true
 	skip := map[int]bool{drive: true}
-	if tt, tp, ok := typedLatest(d, q.Type, p.Name); ok && codeRowsParam(tt, q, drive) >= 0 {
+	tt, tp, ok := typedLatest(d, q.Type, p.Name)
+	if c := codeRowsParam(tt, q, drive); ok && c >= 0 {
 		// One code: the table of code rows, walked by its (tenant, _id,
 		// _type, code, date_hi DESC NULLS LAST, id) index; each resource
 		// has one row per code, so it meets each once.
-		c := codeRowsParam(tt, q, drive)
 		v := q.Params[c].Values[0]
 		skip[c], codes = true, false
 		b.w("SELECT x.id, x.date_hi FROM ", tt.CodeRows, " x WHERE x.tenant = ", b.arg(tenant), " AND x.", tp.Col, "_id = ", b.arg(p.Values[0].RefID),
@@ -487,7 +487,7 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 // the driving reference, and the parameter is a codes filter (codesFilter)
 // with one value. -1 when there is none.
 func codeRowsParam(tt *TypedTable, q *fhir.Query, drive int) int {
-	if tt.CodeRows == "" || !tt.Codes {
+	if tt == nil || tt.CodeRows == "" || !tt.Codes {
 		return -1
 	}
 	if stored := fhir.IndexParams(q.Type, q.Params[drive].Name); len(stored) != 1 || stored[0] != tt.CodeRowsRef {

@@ -53,7 +53,6 @@ func getAuth(ctx context.Context, out io.Writer, bin, dsn string, c config) erro
 			prof = "get-auth.pprof"
 		}
 		var plain, auth result
-		var err error
 		if round%2 == 1 {
 			if plain, err = getOnce(ctx, bin, dsn, c, half, false, false, ""); err == nil {
 				auth, err = getOnce(ctx, bin, dsn, c, half, true, false, prof)

@@ -1,11 +1,11 @@
 // Command pwbench is Pulsewire's load benchmark (make bench). It builds the
 // pulsewire binary, starts it on PostgreSQL, seeds a data set straight into
 // the store as the API would index it (seed; idempotently: a second run
-// reuses it), then drives workloads
-// over HTTP (a lean HTTP/1.1 client, rawclient.go, so that the generator
-// takes little of the server's CPU) and prints, per workload, requests/s,
-// p50, p99, the CPU time per request of the server (from /proc/<pid>/stat),
-// of the database and of the generator itself:
+// reuses it), then drives workloads over HTTP (a lean HTTP/1.1 client,
+// rawclient.go, so that the generator takes little of the server's CPU)
+// and prints, per workload, requests/s, p50, p99, the CPU time per request
+// of the server (from /proc/<pid>/stat), of the database and of the
+// generator itself:
 //
 //   - post: POST Observation (~1 KB) at 32 clients
 //   - get: GET Observation by id at 32 clients
@@ -596,8 +596,6 @@ func observationJSON(id string, patient int, at time.Time, kind int) []byte {
 	return b
 }
 
-// maintain runs a maintenance command (ANALYZE, VACUUM ANALYZE) on the
-// bench database as the DSN's (owner) role.
 // printSize prints the bench database's size and Observation count: the
 // ingest workloads add to it run after run (drop the database to start
 // over), and reads slow as it outgrows the caches.
@@ -617,6 +615,8 @@ func printSize(ctx context.Context, out io.Writer, dsn string) error {
 	return nil
 }
 
+// maintain runs a maintenance command (ANALYZE, VACUUM ANALYZE) on the
+// bench database as the DSN's (owner) role.
 func maintain(ctx context.Context, dsn, command string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
