@@ -13,15 +13,13 @@ import (
 )
 
 // This file implements server/audit/chain on PostgreSQL (migrations 0040
-// to 0043, under the same row-level security as the resources).
-// AppendAudit costs no round trip and takes no lock: it queues the events
-// into audit_pending, and their index rows, behind the transaction's next
-// statement or its COMMIT (or a group commit), like a Put's writes. At
-// COMMIT a deferred trigger chains them (pulsewire_audit_seal, 0042): it
-// reads only the transaction's own queued rows (from the first one it
-// queued: dead rows of earlier transactions are never visited), locks the
-// head of a lane of the tenant's chain that no other commit holds
-// (pulsewire_audit_chain_from, 0043), builds each body around its link,
+// to 0043 and 0100, under the same row-level security as the resources).
+// AppendAudit costs no round trip and takes no lock: it keeps the events as
+// data. Their index rows travel with the transaction's next statement or
+// its COMMIT (or a group commit), like a Put's writes; the events
+// themselves go to pulsewire_audit_append (0100) as the last statement
+// before COMMIT (queueSeal). It locks the head of a lane of the tenant's
+// chain that no other commit holds, builds each body around its link,
 // hashes it and inserts the rows. So a lane's head, which orders its
 // appenders, is the last lock a transaction takes and is held only while
 // it commits, and commits of one tenant at the same time take different
@@ -56,9 +54,10 @@ type auditWrite struct {
 	index          []fhir.IndexEntry
 }
 
-// queueAudits queues the insert of events into audit_pending, in order
-// (the seal at COMMIT chains them in that order).
-func queueAudits(b *pgx.Batch, tenant string, events []auditWrite) {
+// queueSeal queues the chaining and storing of a tenant's events, in
+// order. It must be the last statement before COMMIT (see above), and a
+// transaction of several tenants must seal them in tenant order (0043).
+func queueSeal(b *pgx.Batch, tenant string, events []auditWrite) {
 	if len(events) == 0 {
 		return
 	}
@@ -68,9 +67,8 @@ func queueAudits(b *pgx.Batch, tenant string, events []auditWrite) {
 	for i, e := range events {
 		ids[i], lus[i], prefixes[i], suffixes[i] = e.id, e.lu, e.prefix, e.suffix
 	}
-	b.Queue(`INSERT INTO audit_pending (tenant, id, lu, prefix, suffix)
-		SELECT $1, u.i, u.l, u.p, u.s FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS u(i, l, p, s, n)
-		ORDER BY u.n`, tenant, ids, lus, prefixes, suffixes)
+	b.Queue(`SELECT pulsewire_audit_append($1, $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])`,
+		tenant, ids, lus, prefixes, suffixes)
 }
 
 // auditHeadsSQL reads a tenant's lane heads, each with its last chain

@@ -251,10 +251,18 @@ func TestAuditLanesGroupOfTenants(t *testing.T) {
 }
 
 // TestAuditLanesManyGroups: transactions carrying one to three tenants,
-// queued in random order, committing from many connections at once. None
-// fails (a deadlock would fail one with 40P01: these transactions are not
-// retried), and every tenant's chain verifies with every event.
+// queued in random order, committing from many connections at once, as
+// the store's group commit sends them (pulsewire_audit_append per tenant,
+// last) and as a release before 0100 did (audit_pending and the seal
+// trigger). None fails (a deadlock would fail one with 40P01: these
+// transactions are not retried), and every tenant's chain verifies with
+// every event.
 func TestAuditLanesManyGroups(t *testing.T) {
+	t.Run("store", func(t *testing.T) { manyGroups(t, storeGroup) })
+	t.Run("trigger", func(t *testing.T) { manyGroups(t, commitGroup) })
+}
+
+func manyGroups(t *testing.T, commitGroup func(context.Context, *Store, ...[2]string) error) {
 	s, _ := openTestStoreConns(t, 16)
 	ctx := context.Background()
 	tenants := []string{"a", "b", "c"}
@@ -299,6 +307,49 @@ func TestAuditLanesManyGroups(t *testing.T) {
 			t.Errorf("tenant %s: lanes %v, want %d events", tn, got, counts[tn])
 		}
 		t.Logf("tenant %s: events per lane %v", tn, got)
+	}
+}
+
+// storeGroup commits one AuditEvent for each (tenant, id) through the
+// store's group commit, each as a transaction of its own in the group.
+func storeGroup(ctx context.Context, s *Store, events ...[2]string) error {
+	var reqs []*commitReq
+	for _, e := range events {
+		ev := auditEvent(e[1])
+		reqs = append(reqs, &commitReq{tenant: e[0],
+			audits: []auditWrite{{id: ev.ID, lu: storesql.Micros(ev.LastUpdated), prefix: ev.Prefix, suffix: ev.Suffix}}})
+	}
+	return s.commitGroup(ctx, reqs)
+}
+
+// TestAuditSealedAtCommit: events appended before and after a statement
+// that sends the transaction's queued writes (here a read) are all sealed,
+// in the order appended, by the one append at COMMIT.
+func TestAuditSealedAtCommit(t *testing.T) {
+	s, schema := openTestStore(t)
+	ctx := context.Background()
+	mustTenant(t, s, "a")
+	err := s.Tx(ctx, "a", func(tx fhir.Tx) error {
+		ap := tx.(chain.Appender)
+		if err := ap.AppendAudit(ctx, []*chain.Event{auditEvent("ae-1"), auditEvent("ae-2")}); err != nil {
+			return err
+		}
+		if _, err := tx.Read(ctx, "a", "Patient", "nobody"); !fhir.IsKind(err, fhir.KindNotFound) {
+			return fmt.Errorf("read: %v", err)
+		}
+		return ap.AppendAudit(ctx, []*chain.Event{auditEvent("ae-3")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := adminIn(t, schema)
+	for i, id := range []string{"ae-1", "ae-2", "ae-3"} {
+		if lane, seq := laneOf(t, conn, "a", id); lane != 0 || seq != int64(i+1) {
+			t.Errorf("%s at lane %d seq %d, want lane 0 seq %d", id, lane, seq, i+1)
+		}
+	}
+	if got := intactLanes(t, s, "a"); !maps.Equal(got, map[int]int64{0: 3}) {
+		t.Errorf("lanes %v, want lane 0 at 3", got)
 	}
 }
 
@@ -354,17 +405,18 @@ func TestAuditMigrationToLanes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// As the store of that release appended: through audit_pending and the
+	// seal trigger (the store of this one calls pulsewire_audit_append of
+	// 0100).
 	for i := range 3 {
-		if err := appendEvent(ctx, s, "acme", fmt.Sprintf("old-%d", i)); err != nil {
+		if err := commitGroup(ctx, s, [2]string{"acme", fmt.Sprintf("old-%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Tx(ctx, "acme", func(tx fhir.Tx) error {
-		return tx.(chain.Appender).AppendAudit(ctx, []*chain.Event{auditEvent("old-3"), auditEvent("old-4")})
-	}); err != nil {
+	if err := commitGroup(ctx, s, [2]string{"acme", "old-3"}, [2]string{"acme", "old-4"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := appendEvent(ctx, s, "globex", "old-g"); err != nil {
+	if err := commitGroup(ctx, s, [2]string{"globex", "old-g"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -138,12 +138,12 @@ type blindWrite struct {
 	index   []fhir.IndexEntry
 }
 
-// queueWrites queues the statements writing ws and audits for tenant: the
-// resources' write locks, the current rows (a plain INSERT: a resource
-// that exists after all fails the transaction with a unique violation, and
-// Tx runs fn again reading first), the audit events' pending rows, and the
-// index rows of both — a fixed number of statements whatever their
-// number.
+// queueWrites queues the statements writing ws and the index rows of
+// audits for tenant: the resources' write locks, the current rows (a plain
+// INSERT: a resource that exists after all fails the transaction with a
+// unique violation, and Tx runs fn again reading first), and the index rows
+// of both — a fixed number of statements whatever their number. The audit
+// events themselves are sealed just before COMMIT (queueSeal).
 func queueWrites(b *pgx.Batch, tenant string, ws []blindWrite, audits []auditWrite) error {
 	if len(ws) == 0 && len(audits) == 0 {
 		return nil
@@ -167,7 +167,6 @@ func queueWrites(b *pgx.Batch, tenant string, ws []blindWrite, audits []auditWri
 		SELECT $1, t, i, 1, l, 0, d FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS u(t, i, l, d)`,
 			tenant, types, ids, lus, bodies)
 	}
-	queueAudits(b, tenant, audits)
 	for _, a := range audits {
 		rs = append(rs, indexedResource{typ: "AuditEvent", id: a.id, entries: a.index})
 	}
@@ -208,19 +207,29 @@ func (s *Store) commitGroup(ctx context.Context, reqs []*commitReq) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	audits := map[string][]auditWrite{}
 	for _, tn := range tenants {
 		b.Queue(setTenantSQL, tn)
 		var ws []blindWrite
-		var audits []auditWrite
 		for _, r := range byTenant[tn] {
 			ws = append(ws, r.blinds...)
-			audits = append(audits, r.audits...)
+			audits[tn] = append(audits[tn], r.audits...)
 		}
-		if err := queueWrites(b, tn, ws, audits); err != nil {
+		if err := queueWrites(b, tn, ws, audits[tn]); err != nil {
 			return err
 		}
 		for _, r := range byTenant[tn] {
 			b.QueuedQueries = append(b.QueuedQueries, r.pending...)
+		}
+	}
+	// The seals last, in tenant order (see queueSeal).
+	slices.Sort(tenants)
+	for _, tn := range tenants {
+		if len(audits[tn]) > 0 {
+			if len(tenants) > 1 {
+				b.Queue(setTenantSQL, tn)
+			}
+			queueSeal(b, tn, audits[tn])
 		}
 	}
 	b.Queue("COMMIT")

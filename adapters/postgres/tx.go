@@ -94,6 +94,9 @@ func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error
 		return tryResult{wroteBlind: true, grouped: true}, nil
 	}
 	b := &pgx.Batch{}
+	// send queues b after everything else: the seal is the last statement
+	// before COMMIT (see queueSeal).
+	queueSeal(b, tenant, slices.Concat(c.sealing, c.audits))
 	b.Queue("COMMIT")
 	wrote := len(c.blinds) > 0 || c.sentBlind
 	if err := c.send(ctx, b); err != nil {
@@ -109,14 +112,16 @@ func (s *Store) tryTx(ctx context.Context, tenant string, fn func(fhir.Tx) error
 // fn actually waits for: first head (BEGIN, set_config and, until the tenant
 // is known to be registered, the tenant check, whose answer must be true
 // before anything else is queued behind it), then the blind writes and the
-// audit events (queueWrites), then pending.
+// audit events' index rows (queueWrites), then pending; the audit events
+// themselves go last in the COMMIT's batch (queueSeal).
 type txConn struct {
 	s       *Store
 	conn    *pgxpool.Conn // acquired by the first send
 	tenant  string
 	head    *pgx.Batch // nil once sent
 	blinds  []blindWrite
-	audits  []auditWrite // AppendAudit's events, sent with the blind writes
+	audits  []auditWrite // AppendAudit's events whose index rows wait to be sent with the blind writes
+	sealing []auditWrite // the events whose index rows are sent, to be sealed at COMMIT
 	pending *pgx.Batch
 	exists  *bool // the tenant check's answer while it is in flight; nil when known
 	failed  bool
@@ -149,6 +154,7 @@ func (c *txConn) send(ctx context.Context, b *pgx.Batch) error {
 			return err
 		}
 		c.sentBlind = c.sentBlind || len(c.blinds) > 0
+		c.sealing = append(c.sealing, c.audits...)
 		c.blinds, c.audits = nil, nil
 	}
 	full.QueuedQueries = append(full.QueuedQueries, c.pending.QueuedQueries...)
