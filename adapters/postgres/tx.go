@@ -465,6 +465,36 @@ func checkIndex(entries []fhir.IndexEntry) error {
 	return nil
 }
 
+// rowCodes returns the codes column of a typed row (tt.Codes) as a JSON
+// array: the code tokens (codes, codesJSON as the reference rows get
+// them), then each token of tt.CodeParams in its two forms (ParamCode and
+// ParamAnyCode), each form once. nil when there are none.
+func rowCodes(tt *storesql.TypedTable, entries []fhir.IndexEntry, codes []string, codesJSON *string) (*string, error) {
+	if !tt.Codes || len(tt.CodeParams) == 0 {
+		return codesJSON, nil
+	}
+	row := slices.Clip(codes) // appends must not reach the caller's array
+	for _, e := range entries {
+		if e.Type != fhir.ParamToken || e.Code == "" || !slices.Contains(tt.CodeParams, e.Param) {
+			continue
+		}
+		for _, c := range []string{storesql.ParamCode(e.Param, e.System, e.Code), storesql.ParamAnyCode(e.Param, e.Code)} {
+			if !slices.Contains(row[len(codes):], c) {
+				row = append(row, c)
+			}
+		}
+	}
+	if len(row) == len(codes) {
+		return codesJSON, nil
+	}
+	j, err := json.Marshal(row)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.KindInternal, "encoding typed row codes").Wrap(err)
+	}
+	js := string(j)
+	return &js, nil
+}
+
 // queueIndex queues one INSERT ... SELECT FROM unnest(arrays) per index table
 // that has entries, for any number of resources: a fixed statement text per
 // table whatever the number of rows, so it is prepared once per connection.
@@ -521,6 +551,10 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 		}
 		entries := r.entries
 		if w := typedWriters[r.typ]; w != nil {
+			rowCodesJSON, err := rowCodes(w.tt, r.entries, codes, codesJSON)
+			if err != nil {
+				return err
+			}
 			values, rest, err := splitTyped(w, r)
 			if err != nil {
 				return err
@@ -536,7 +570,7 @@ func queueIndex(b *pgx.Batch, tenant string, rs []indexedResource) error {
 					tb = newTypedBatch(w)
 					typed[r.typ] = tb
 				}
-				tb.add(r.id, values, codes, codesJSON)
+				tb.add(r.id, values, codes, rowCodesJSON)
 			}
 			entries = rest
 		}

@@ -50,11 +50,14 @@ func TestTypedTablesMatchSchema(t *testing.T) {
 }
 
 // TestTypedParamsInRegistry: every typed parameter is a search parameter
-// of its type, of the type its column group has.
+// of its type, of the type its column group has; every parameter whose
+// tokens the codes column carries is a token parameter stored in idx_token
+// (not typed, not the code the column holds already) of a table with codes.
 func TestTypedParamsInRegistry(t *testing.T) {
 	reg := search.NewRegistry()
 	for _, typ := range dialect.TypedTypes() {
-		for code, tp := range dialect.Typed(typ).Params {
+		tt := dialect.Typed(typ)
+		for code, tp := range tt.Params {
 			def, ok := reg.Lookup(typ, code)
 			if !ok {
 				t.Errorf("%s %s is typed but not a search parameter", typ, code)
@@ -62,6 +65,14 @@ func TestTypedParamsInRegistry(t *testing.T) {
 			}
 			if def.Type != tp.Type {
 				t.Errorf("%s %s is a %s, its typed column group a %s", typ, code, def.Type, tp.Type)
+			}
+		}
+		for _, code := range tt.CodeParams {
+			def, ok := reg.Lookup(typ, code)
+			_, typed := tt.Params[code]
+			if !tt.Codes || !ok || def.Type != fhir.ParamToken || typed || code == storesql.RefCodeParam ||
+				!slices.Equal(fhir.IndexParams(typ, code), []string{code}) {
+				t.Errorf("%s %s: codes can carry only a token parameter stored in idx_token under its own name", typ, code)
 			}
 		}
 	}
@@ -112,6 +123,15 @@ func typedCorpus() map[string]string {
 	statuses := []string{"final", "preliminary", "amended"}
 	subjects := []string{`"subject": {"reference": "Patient/p%d"}`, `"subject": {"reference": "Device/d%d"}`, ``}
 	codes := []string{"8867-4", "8480-6", "29463-7"}
+	// Categories as devices and clients write them: the standard one, two
+	// (one twice), a system-less one, none.
+	const cat = `"http://terminology.hl7.org/CodeSystem/observation-category"`
+	categories := []string{
+		`"category": [{"coding": [{"system": ` + cat + `, "code": "vital-signs"}]}]`,
+		`"category": [{"coding": [{"system": ` + cat + `, "code": "vital-signs"}]}, {"coding": [{"system": ` + cat + `, "code": "activity"}, {"system": ` + cat + `, "code": "activity"}]}]`,
+		`"category": [{"coding": [{"code": "vital-signs"}]}]`,
+		``,
+	}
 	for i := range 45 {
 		parts := []string{`"resourceType": "Observation"`, fmt.Sprintf(`"status": %q`, statuses[i%3]),
 			fmt.Sprintf(`"code": {"coding": [{"system": "http://loinc.org", "code": %q}]}`, codes[i%len(codes)])}
@@ -126,6 +146,9 @@ func typedCorpus() map[string]string {
 		}
 		if i%4 != 0 {
 			parts = append(parts, fmt.Sprintf(`"device": {"reference": "Device/d%d"}`, i%5))
+		}
+		if c := categories[i%len(categories)]; c != "" {
+			parts = append(parts, c)
 		}
 		if i%6 == 0 {
 			parts = append(parts, fmt.Sprintf(`"encounter": {"reference": "Encounter/e%d"}`, i%2))
@@ -213,6 +236,18 @@ var typedQueries = []string{
 	"Observation?subject=Patient/p1&code=urn:iso:std:iso:11073:10101|147842&status=final&_sort=-date",
 	"Observation?subject=Device/d1&code=http://loinc.org|8480-6&_sort=-date",
 	"Observation?patient=p3&_sort=-date&_count=2",
+	// Categories on the typed row (CodeParams): with a system, without
+	// one, empty system, several, beside a code, and forms it cannot take
+	// (a modifier, a system without a code).
+	"Observation?patient=p1&category=vital-signs&_sort=-date",
+	"Observation?patient=p2&category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs&_sort=-date&_count=3",
+	"Observation?patient=p3&category=|vital-signs&_sort=-date",
+	"Observation?patient=p0&category=activity,|vital-signs&_sort=-date",
+	"Observation?patient=p1&category=vital-signs&code=http://loinc.org|8867-4&_sort=-date",
+	"Observation?subject=Patient/p2&category=activity&code=8480-6&_sort=-date",
+	"Observation?patient=p3&category:not=activity&_sort=-date",
+	"Observation?patient=p0&category=http://terminology.hl7.org/CodeSystem/observation-category|&_sort=-date",
+	"Observation?category=vital-signs&status=final",
 	"Observation?code=8867-4&_include=Observation:patient",
 	"Observation?status=final&_include=Observation:device",
 	"Patient?_revinclude=Observation:subject",
@@ -360,7 +395,7 @@ var oldLayoutSQL = []string{
 	"DROP TABLE search_observation_code",
 	"DROP TABLE search_observation",
 	"DROP TABLE search_auditevent",
-	"DELETE FROM schema_migrations WHERE version IN (70, 90)",
+	"DELETE FROM schema_migrations WHERE version IN (70, 90, 110)",
 }
 
 // codeRowsSQL lists a typed table's code rows as text.

@@ -366,6 +366,17 @@ const RefCodeParam = "code"
 // so the pair is unambiguous.
 func RefCode(system, code string) string { return system + "\t" + code }
 
+// ParamCode is how a typed row's codes hold a token of one of its
+// CodeParams: the parameter's name, a newline, then RefCode. ParamAnyCode
+// is the same token for a search that gives no system ("category=x"):
+// name, newline, code, without a tab. A parameter name holds no newline
+// and a code no tab, so neither form is mistaken for the other or for a
+// RefCode.
+func ParamCode(param, system, code string) string { return param + "\n" + RefCode(system, code) }
+
+// ParamAnyCode: see ParamCode.
+func ParamAnyCode(param, code string) string { return param + "\n" + code }
+
 // latestByRef reports whether q is "resources referencing one target, newest
 // first" — one reference parameter with one fully typed value drives it, and
 // the only sort is -date — which latestSearch answers by walking idx_ref in
@@ -422,6 +433,7 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 	}
 	b.w("SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM (SELECT d.id, d.date_hi FROM (")
 	codes := true
+	var codeParams []string // the typed row's CodeParams, when the walk reads its codes
 	skip := map[int]bool{drive: true}
 	tt, tp, ok := typedLatest(d, q.Type, p.Name)
 	if c := codeRowsParam(tt, q, drive); ok && c >= 0 {
@@ -438,6 +450,9 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 		// index.
 		date := tt.Params[RefDateParam].Col
 		codes = tt.Codes
+		if codes {
+			codeParams = tt.CodeParams
+		}
 		b.w("SELECT x.id, x.", date, "_hi AS date_hi")
 		if codes {
 			b.w(", x.codes")
@@ -463,6 +478,25 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 				b.w(", ")
 			}
 			b.w(b.arg(RefCode(v.System, v.Code)))
+		}
+		b.w("]::text[]")
+	}
+	for i, p := range q.Params {
+		if i == drive || !slices.Contains(codeParams, p.Name) || !paramCodesFilter(p) {
+			continue
+		}
+		skip[i] = true
+		b.w(sep, "d.codes && ARRAY[")
+		sep = " AND "
+		for j, v := range p.Values {
+			if j > 0 {
+				b.w(", ")
+			}
+			if v.HasSystem {
+				b.w(b.arg(ParamCode(p.Name, v.System, v.Code)))
+			} else {
+				b.w(b.arg(ParamAnyCode(p.Name, v.Code)))
+			}
 		}
 		b.w("]::text[]")
 	}
@@ -538,6 +572,21 @@ func codesFilter(p fhir.Param) bool {
 	}
 	for _, v := range p.Values {
 		if !v.HasSystem || v.Code == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// paramCodesFilter reports whether latestSearch can match p, one of a
+// typed row's CodeParams, against its codes: a token, unmodified, each
+// value with a code (with or without a system).
+func paramCodesFilter(p fhir.Param) bool {
+	if p.Type != fhir.ParamToken || p.Modifier != "" || len(p.Values) == 0 {
+		return false
+	}
+	for _, v := range p.Values {
+		if v.Code == "" {
 			return false
 		}
 	}

@@ -36,6 +36,12 @@ type TypedTable struct {
 	// of each), which the latest search filters by as it walks a
 	// reference's rows in date order (as idx_ref.codes).
 	Codes bool
+	// CodeParams are token parameters whose values the codes column also
+	// carries (ParamCode and ParamAnyCode of each), so that the latest
+	// search walking the typed rows filters by them too instead of probing
+	// idx_token per row (a patient's latest vital signs: category). Their
+	// idx_token rows stay, for every other search.
+	CodeParams []string
 	// CodeRows, when set, names a table with a row per code of each
 	// resource (RefCode form) that has a value of parameter CodeRowsRef
 	// (a typed reference): (tenant, <ref>_id, <ref>_type, code, date_hi,
@@ -82,7 +88,7 @@ type TypedParam struct {
 // store refuses a resource whose index entries say otherwise rather than
 // drop a value.
 var typedTables = map[string]*TypedTable{
-	"Observation": {Table: "search_observation", Codes: true, CodeRows: "search_observation_code", CodeRowsRef: "subject", Params: map[string]TypedParam{
+	"Observation": {Table: "search_observation", Codes: true, CodeParams: []string{"category"}, CodeRows: "search_observation_code", CodeRowsRef: "subject", Params: map[string]TypedParam{
 		"subject":        {"subject", fhir.ParamReference, true},
 		"device":         {"device", fhir.ParamReference, true},
 		"encounter":      {"encounter", fhir.ParamReference, true},
