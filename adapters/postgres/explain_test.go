@@ -264,3 +264,59 @@ func explain(t *testing.T, conn *pgxpool.Conn, mode, sql string, args []any) str
 	}
 	return strings.Join(plan, "\n")
 }
+
+// TestLatestSearchGenericPlan: the latest search (storesql.GenericPlanHint)
+// runs on its prepared statement's generic plan from the first execution,
+// by code rows and by category alike, alone and among other searches; in
+// PostgreSQL's default mode it would be planned anew for five executions
+// at least, and for every one where the custom estimates stay lower.
+func TestLatestSearchGenericPlan(t *testing.T) {
+	t.Parallel()
+	s, schema := openTestStoreConns(t, 1) // one backend: its prepared statements are the store's
+	ctx := context.Background()
+	bulkSeed(t, schema, 2000, 20)
+	byCategory := latestVitals("p3", "")
+	byCategory.Params[1] = fhir.Param{Name: "category", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "vital-signs"}}}
+	other := &fhir.Query{Type: "Observation", Count: 5, Params: []fhir.Param{
+		{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "8480-6"}}}}}
+	for i := range 8 {
+		p := "p" + strconv.Itoa(i)
+		res, err := s.Search(ctx, "bench", latestVitals(p, "8867-4"))
+		if err != nil || len(res.Resources) == 0 {
+			t.Fatalf("latest search of %s: %v, %d found", p, err, len(res.Resources))
+		}
+		if _, err := s.SearchMany(ctx, "bench", []*fhir.Query{other, byCategory}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE '%search_observation%' AND statement NOT LIKE '%idx_token%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type stmt struct {
+		SQL             string
+		Generic, Custom int64
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[stmt])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stmts) != 2 {
+		t.Fatalf("%d latest-search statements prepared, want 2 (by code rows, by category): %v", len(stmts), stmts)
+	}
+	for _, st := range stmts {
+		if !strings.HasPrefix(st.SQL, storesql.GenericPlanHint) || st.Custom != 0 || st.Generic != 8 {
+			t.Errorf("%d generic and %d custom plans, want 8 and 0: %s", st.Generic, st.Custom, st.SQL)
+		}
+	}
+	var mode string
+	if err := conn.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "auto" {
+		t.Errorf("plan_cache_mode after the searches: %q, %v", mode, err)
+	}
+}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -112,7 +113,7 @@ func (r *reader) VRead(ctx context.Context, tenant, typ, id string, version int6
 func (r *reader) query(ctx context.Context, sql string, args []any) ([]*fhir.Resource, error) {
 	var out []*fhir.Resource
 	b := &pgx.Batch{}
-	b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+	queueSearch(b, sql, args).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			res, err := storesql.ScanResource(rows)
 			if err != nil {
@@ -128,13 +129,33 @@ func (r *reader) query(ctx context.Context, sql string, args []any) ([]*fhir.Res
 	return out, nil
 }
 
+// Pinning a statement's generic plan (see storesql.GenericPlanHint), for
+// that statement only: the batch it travels in is one transaction, and
+// plan_cache_mode is set back before the next statement.
+const (
+	genericPlanOnSQL  = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+	genericPlanOffSQL = "SELECT set_config('plan_cache_mode', 'auto', true)"
+)
+
+// queueSearch queues a compiled search, with its generic plan pinned when
+// the compiler marks it so.
+func queueSearch(b *pgx.Batch, sql string, args []any) *pgx.QueuedQuery {
+	if !strings.HasPrefix(sql, storesql.GenericPlanHint) {
+		return b.Queue(sql, args...)
+	}
+	b.Queue(genericPlanOnSQL)
+	q := b.Queue(sql, args...)
+	b.Queue(genericPlanOffSQL)
+	return q
+}
+
 // queryMany is a storesql.QueryManyFunc: every query in one batch (one
 // round trip, one implicit transaction, one set_config).
 func (r *reader) queryMany(ctx context.Context, sqls []string, args [][]any) ([][]*fhir.Resource, error) {
 	out := make([][]*fhir.Resource, len(sqls))
 	b := &pgx.Batch{}
 	for i := range sqls {
-		b.Queue(sqls[i], args[i]...).Query(func(rows pgx.Rows) error {
+		queueSearch(b, sqls[i], args[i]).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				res, err := storesql.ScanResource(rows)
 				if err != nil {

@@ -185,7 +185,7 @@ func TestSearchSQL(t *testing.T) {
 				{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "final"}}},
 			},
 			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
-			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
+			GenericPlanHint + page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
 				" WHERE d.codes && ARRAY[$6, $7]::text[]" +
 				" AND EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $8 AND x.type = $9 AND x.id = d.id AND x.param = $10 AND ((x.code = $11)) OFFSET 0)" +
 				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $12 OFFSET $13) k" + join(14) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
@@ -204,7 +204,7 @@ func TestSearchSQL(t *testing.T) {
 				{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "c"}}},
 			},
 			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
-			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
+			GenericPlanHint + page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = $1 AND x.type = $2 AND x.param = $3 AND x.ref_id = $4 AND x.ref_type = $5) d" +
 				" WHERE EXISTS (SELECT 1 FROM idx_token x WHERE x.tenant = $6 AND x.type = $7 AND x.id = d.id AND x.param = $8 AND ((x.code = $9)) OFFSET 0)" +
 				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $10 OFFSET $11) k" + join(12) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
 			[]any{"t1", "Observation", "subject", "p1", "Patient", "t1", "Observation", "code", "c",

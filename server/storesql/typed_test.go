@@ -69,7 +69,7 @@ func TestTypedSearchSQL(t *testing.T) {
 				{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "final"}}},
 			},
 			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
-			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi FROM search_observation_code x WHERE x.tenant = $1 AND x.subject_id = $2 AND x.subject_type = $3 AND x.code = $4) d" +
+			GenericPlanHint + page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi FROM search_observation_code x WHERE x.tenant = $1 AND x.subject_id = $2 AND x.subject_type = $3 AND x.code = $4) d" +
 				" WHERE EXISTS (SELECT 1 FROM search_observation x WHERE x.tenant = $5 AND x.id = d.id AND x.status_code IS NOT NULL AND ((x.status_code = $6)) OFFSET 0)" +
 				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $7 OFFSET $8) k" + fmtJoin(join, 9) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
 			[]any{"t1", "p1", "Patient", "s\tc", "t1", "final", int64(11), int64(0), "t1", "Observation"}},
@@ -80,7 +80,7 @@ func TestTypedSearchSQL(t *testing.T) {
 				{Name: "status", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "final"}}},
 			},
 			Sort: []fhir.SortKey{{Param: "date", Type: fhir.ParamDate, Desc: true}}},
-			page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi AS date_hi, x.codes FROM search_observation x WHERE x.tenant = $1 AND x.subject_id = $2 AND x.subject_type = $3) d" +
+			GenericPlanHint + page + "(SELECT d.id, d.date_hi FROM (SELECT x.id, x.date_hi AS date_hi, x.codes FROM search_observation x WHERE x.tenant = $1 AND x.subject_id = $2 AND x.subject_type = $3) d" +
 				" WHERE d.codes && ARRAY[$4, $5]::text[]" +
 				" AND EXISTS (SELECT 1 FROM search_observation x WHERE x.tenant = $6 AND x.id = d.id AND x.status_code IS NOT NULL AND ((x.status_code = $7)) OFFSET 0)" +
 				" ORDER BY d.date_hi DESC NULLS LAST, d.id ASC LIMIT $8 OFFSET $9) k" + fmtJoin(join, 10) + " ORDER BY k.date_hi DESC NULLS LAST, k.id ASC",
