@@ -474,40 +474,23 @@ func latestSearch(d Dialect, tenant string, q *fhir.Query, drive int) (string, [
 		b.w("SELECT x.id, x.date_hi, x.codes FROM idx_ref x WHERE x.tenant = ", b.arg(tenant),
 			" AND x.type = ", b.arg(q.Type), " AND x.param = ", b.arg(params[0]), " AND x.ref_id = ", b.arg(p.Values[0].RefID), " AND x.ref_type = ", b.arg(latestRefType(q.Type, p)), ") d")
 	}
-	// A code given with its system (or as "|code") is matched against the
-	// copy on the row; every other parameter is probed as in Search.
+	// A code given with its system (or as "|code"), and a token of the
+	// typed row's CodeParams, is matched against the copy on the row;
+	// every other parameter is probed as in Search.
 	sep := " WHERE "
 	for i, p := range q.Params {
-		if i == drive || !codes || !codesFilter(p) {
+		forms := rowCodeForms(p, codes, codeParams)
+		if i == drive || forms == nil {
 			continue
 		}
 		skip[i] = true
 		b.w(sep, "d.codes && ARRAY[")
 		sep = " AND "
-		for j, v := range p.Values {
+		for j, f := range forms {
 			if j > 0 {
 				b.w(", ")
 			}
-			b.w(b.arg(RefCode(v.System, v.Code)))
-		}
-		b.w("]::text[]")
-	}
-	for i, p := range q.Params {
-		if i == drive || !slices.Contains(codeParams, p.Name) || !paramCodesFilter(p) {
-			continue
-		}
-		skip[i] = true
-		b.w(sep, "d.codes && ARRAY[")
-		sep = " AND "
-		for j, v := range p.Values {
-			if j > 0 {
-				b.w(", ")
-			}
-			if v.HasSystem {
-				b.w(b.arg(ParamCode(p.Name, v.System, v.Code)))
-			} else {
-				b.w(b.arg(ParamAnyCode(p.Name, v.Code)))
-			}
+			b.w(b.arg(f))
 		}
 		b.w("]::text[]")
 	}
@@ -587,6 +570,29 @@ func codesFilter(p fhir.Param) bool {
 		}
 	}
 	return true
+}
+
+// rowCodeForms returns the forms under which a row's codes hold p's
+// values (any of which matches), nil when p is not matched against them:
+// the RefCodeParam when the walk reads codes (codes) and p is a codes
+// filter, or one of codeParams (see TypedTable.CodeParams).
+func rowCodeForms(p fhir.Param, codes bool, codeParams []string) []string {
+	var forms []string
+	switch {
+	case codes && codesFilter(p):
+		for _, v := range p.Values {
+			forms = append(forms, RefCode(v.System, v.Code))
+		}
+	case slices.Contains(codeParams, p.Name) && paramCodesFilter(p):
+		for _, v := range p.Values {
+			if v.HasSystem {
+				forms = append(forms, ParamCode(p.Name, v.System, v.Code))
+			} else {
+				forms = append(forms, ParamAnyCode(p.Name, v.Code))
+			}
+		}
+	}
+	return forms
 }
 
 // paramCodesFilter reports whether latestSearch can match p, one of a
