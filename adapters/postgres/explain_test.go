@@ -270,7 +270,9 @@ func explain(t *testing.T, conn *pgxpool.Conn, mode, sql string, args []any) str
 // runs on its prepared statement's generic plan from the first execution,
 // by code rows and by category alike, alone and among other searches; in
 // PostgreSQL's default mode it would be planned anew for five executions
-// at least, and for every one where the custom estimates stay lower.
+// at least, and for every one where the custom estimates stay lower. The
+// pin ends with its statement: a search after it in the same batch, and
+// the session, keep the server's setting (here force_custom_plan).
 func TestLatestSearchGenericPlan(t *testing.T) {
 	t.Parallel()
 	s, schema := openTestStoreConns(t, 1) // one backend: its prepared statements are the store's
@@ -280,17 +282,27 @@ func TestLatestSearchGenericPlan(t *testing.T) {
 	byCategory.Params[1] = fhir.Param{Name: "category", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "vital-signs"}}}
 	other := &fhir.Query{Type: "Observation", Count: 5, Params: []fhir.Param{
 		{Name: "code", Type: fhir.ParamToken, Values: []fhir.Value{{Code: "8480-6"}}}}}
+	// A server set to custom plans: the pin must not outlive its statement.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_custom_plan"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
 	for i := range 8 {
 		p := "p" + strconv.Itoa(i)
 		res, err := s.Search(ctx, "bench", latestVitals(p, "8867-4"))
 		if err != nil || len(res.Resources) == 0 {
 			t.Fatalf("latest search of %s: %v, %d found", p, err, len(res.Resources))
 		}
-		if _, err := s.SearchMany(ctx, "bench", []*fhir.Query{other, byCategory}); err != nil {
+		// other follows the pinned statement in one batch.
+		if _, err := s.SearchMany(ctx, "bench", []*fhir.Query{byCategory, other}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err = s.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +328,13 @@ func TestLatestSearchGenericPlan(t *testing.T) {
 			t.Errorf("%d generic and %d custom plans, want 8 and 0: %s", st.Generic, st.Custom, st.SQL)
 		}
 	}
+	var generic int64
+	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), -1) FROM pg_prepared_statements
+		WHERE statement LIKE 'SELECT r.type%idx_token%'`).Scan(&generic); err != nil || generic != 0 {
+		t.Errorf("the search after the pinned one: %d generic plans (%v), want 0 under force_custom_plan", generic, err)
+	}
 	var mode string
-	if err := conn.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "auto" {
-		t.Errorf("plan_cache_mode after the searches: %q, %v", mode, err)
+	if err := conn.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "force_custom_plan" {
+		t.Errorf("plan_cache_mode after the searches: %q, %v; want the server's force_custom_plan", mode, err)
 	}
 }

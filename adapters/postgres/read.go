@@ -131,10 +131,12 @@ func (r *reader) query(ctx context.Context, sql string, args []any) ([]*fhir.Res
 
 // Pinning a statement's generic plan (see storesql.GenericPlanHint), for
 // that statement only: the batch it travels in is one transaction, and
-// plan_cache_mode is set back before the next statement.
+// plan_cache_mode is set back to what it was (the server's setting,
+// whatever that is) before the next statement.
 const (
-	genericPlanOnSQL  = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
-	genericPlanOffSQL = "SELECT set_config('plan_cache_mode', 'auto', true)"
+	genericPlanOnSQL = `SELECT set_config('pulsewire.plan_cache_mode', current_setting('plan_cache_mode'), true),
+		set_config('plan_cache_mode', 'force_generic_plan', true)`
+	genericPlanOffSQL = "SELECT set_config('plan_cache_mode', current_setting('pulsewire.plan_cache_mode'), true)"
 )
 
 // queueSearch queues a compiled search, with its generic plan pinned when
