@@ -85,9 +85,12 @@ func (a *App) handleReading(ctx context.Context, kind, tenant, deviceID string, 
 
 // Handler goroutines per message transport: readings that arrive together
 // share a transaction (ingest.Batcher), so batches can only be as large as
-// the number of readings in flight.
+// the number of readings in flight. NATS, measured on 2 cores (pwbench
+// ingest-nats, paired runs): 512 in flight carried 10-40 % more readings/s
+// than 256, with p99 arrival-to-commit ~290 ms at 80 % of that rate; 1,000
+// no more readings/s than 512 and p99 1-1.5 s.
 const (
-	natsHandlers = 256
+	natsHandlers = 512
 	mqttHandlers = 64
 )
 
