@@ -262,7 +262,7 @@ func TestAuditLanesManyGroups(t *testing.T) {
 	t.Run("trigger", func(t *testing.T) { manyGroups(t, commitGroup) })
 }
 
-func manyGroups(t *testing.T, commitGroup func(context.Context, *Store, ...[2]string) error) {
+func manyGroups(t *testing.T, commit func(context.Context, *Store, ...[2]string) error) {
 	s, _ := openTestStoreConns(t, 16)
 	ctx := context.Background()
 	tenants := []string{"a", "b", "c"}
@@ -284,7 +284,7 @@ func manyGroups(t *testing.T, commitGroup func(context.Context, *Store, ...[2]st
 				for _, k := range rng.Perm(len(tenants))[:1+rng.IntN(len(tenants))] {
 					evs = append(evs, [2]string{tenants[k], fmt.Sprintf("ae-%d-%d-%s", w, i, tenants[k])})
 				}
-				if err := commitGroup(ctx, s, evs...); err != nil {
+				if err := commit(ctx, s, evs...); err != nil {
 					errs <- err
 					continue
 				}
