@@ -116,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{pool: pool, cfg: pc, role: role}
 	s.reads = newCoalescer(readWorkers(), groupMax, s.runReads)
-	s.commits = newCoalescer(groupWorkers, groupMax, s.runCommits)
+	s.commits = newCoalescer(commitWorkers, groupMax, s.runCommits)
 	return s, nil
 }
 
