@@ -47,7 +47,13 @@ type BatcherConfig struct {
 	// MaxBatch bounds the readings of one transaction; default 200.
 	MaxBatch int
 	// Lanes is how many transactions one tenant may have in flight at
-	// once, each for its own share of the devices; default 4.
+	// once, each for its own share of the devices; default 2. Fewer lanes
+	// make larger transactions that do not run side by side on the same
+	// cores and index pages: on 2 cores, NATS ingest with 512 readings in
+	// flight, two lanes committed 4-23 % more readings per second than
+	// four in four paired runs, at 15-20 % less database CPU per reading;
+	// one lane cost the least CPU per reading but left the pipeline idle
+	// during each commit (fewer readings per second, a worse p99).
 	Lanes int
 	// Timeout bounds one transaction; default 30 s.
 	Timeout time.Duration
@@ -85,7 +91,7 @@ func NewBatcher(in *Ingestor, cfg BatcherConfig) *Batcher {
 		cfg.MaxBatch = 200
 	}
 	if cfg.Lanes <= 0 {
-		cfg.Lanes = 4
+		cfg.Lanes = 2
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
