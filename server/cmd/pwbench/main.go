@@ -18,9 +18,10 @@
 //   - ingest-nats: readings published one per message to NATS JetStream (see
 //     natsIngest)
 //
-// The writing workloads (post, both ingests, and get-auth, whose audited
-// reads write) run on a copy of the data set made for the run and dropped
-// after it, so every run starts from the data set as seeded. The figures are for comparing run to run on the same
+// The writing workloads (post, both ingests, get-auth and graphql-audited,
+// whose audited reads write) run on a copy of their data set made for the
+// run and dropped after it, so every run starts from the data set as
+// seeded. The figures are for comparing run to run on the same
 // machine; the targets are printed beside them.
 package main
 
